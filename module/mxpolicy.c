@@ -1,0 +1,560 @@
+/*  Copyright (C) 2026 knot-mxpolicy authors
+ *  SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+/*!
+ * \file mxpolicy.c
+ * \brief knotd glue of mod-mxpolicy: schema, load/unload, the query hook.
+ *
+ * The policy itself lives in policy.c, the packet surgery in rewrite.c;
+ * this file only translates between knotd and those two.
+ */
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <knot/module.h>
+
+#include "conf.h"
+#include "policy.h"
+#include "rewrite.h"
+#include "rng.h"
+#include "txtclass.h"
+
+#define MOD_ROTATION       "\x08""rotation"
+#define MOD_WEIGHT         "\x06""weight"
+#define MOD_DEFAULT_WEIGHT "\x0e""default-weight"
+#define MOD_STICKY         "\x06""sticky"
+#define MOD_STICKY_KEY     "\x0a""sticky-key"
+#define MOD_TTL_MIN        "\x07""ttl-min"
+#define MOD_TTL_MAX        "\x07""ttl-max"
+#define MOD_TTL_DEGRADED   "\x0c""ttl-degraded"
+#define MOD_TXT            "\x03""txt"
+#define MOD_ALL_DOWN       "\x08""all-down"
+#define MOD_TIER_FAILOVER  "\x0d""tier-failover"
+#define MOD_BYPASS         "\x06""bypass"
+
+typedef enum {
+	TXT_EMAIL = 0,
+	TXT_ALL,
+	TXT_NONE,
+} txt_mode_t;
+
+static const knot_lookup_t rotation_opts[] = {
+	{ MXP_ROT_PREFERENCE, "preference" },
+	{ MXP_ROT_ORDER,      "order" },
+	{ MXP_ROT_NONE,       "none" },
+	{ 0, NULL }
+};
+
+static const knot_lookup_t txt_opts[] = {
+	{ TXT_EMAIL, "email" },
+	{ TXT_ALL,   "all" },
+	{ TXT_NONE,  "none" },
+	{ 0, NULL }
+};
+
+static const knot_lookup_t all_down_opts[] = {
+	{ MXP_ALLDOWN_SERVE_ALL, "serve-all" },
+	{ MXP_ALLDOWN_SERVFAIL,  "servfail" },
+	{ 0, NULL }
+};
+
+/* Error text must outlive the check callback; checks run one at a time. */
+static _Thread_local char check_err[512];
+
+static int check_weight(knotd_conf_check_args_t *args)
+{
+	mxp_weight_entry_t entry;
+	int ret = conf_parse_weight((const char *)args->data, &entry,
+	                            check_err, sizeof(check_err));
+	if (ret != KNOT_EOK) {
+		args->err_str = check_err;
+	}
+	return ret;
+}
+
+const yp_item_t mxpolicy_conf[] = {
+	{ MOD_ROTATION,       YP_TOPT,  YP_VOPT = { rotation_opts, MXP_ROT_PREFERENCE } },
+	{ MOD_WEIGHT,         YP_TSTR,  YP_VNONE, YP_FMULTI, { check_weight } },
+	{ MOD_DEFAULT_WEIGHT, YP_TINT,  YP_VINT = { 1, 65535, 1 } },
+	{ MOD_STICKY,         YP_TBOOL, YP_VNONE },
+	{ MOD_STICKY_KEY,     YP_TSTR,  YP_VNONE },
+	{ MOD_TTL_MIN,        YP_TINT,  YP_VINT = { 0, INT32_MAX, 0, YP_STIME } },
+	{ MOD_TTL_MAX,        YP_TINT,  YP_VINT = { 0, INT32_MAX, 0, YP_STIME } },
+	{ MOD_TTL_DEGRADED,   YP_TINT,  YP_VINT = { 0, INT32_MAX, 60, YP_STIME } },
+	{ MOD_TXT,            YP_TOPT,  YP_VOPT = { txt_opts, TXT_EMAIL } },
+	{ MOD_ALL_DOWN,       YP_TOPT,  YP_VOPT = { all_down_opts, MXP_ALLDOWN_SERVE_ALL } },
+	{ MOD_TIER_FAILOVER,  YP_TBOOL, YP_VNONE },
+	{ MOD_BYPASS,         YP_TNET,  YP_VNONE, YP_FMULTI },
+	{ NULL }
+};
+
+/* Whole-entry checks; also run by load() so both reject the same things. */
+static int check_entry(knotd_conf_t weights, uint32_t ttl_min, uint32_t ttl_max,
+                       char *err, size_t err_len)
+{
+	int ret = conf_check_ttl(ttl_min, ttl_max, err, err_len);
+	if (ret != KNOT_EOK) {
+		return ret;
+	}
+
+	mxp_weight_entry_t *seen = calloc(weights.count ? weights.count : 1, sizeof(*seen));
+	if (seen == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return KNOT_ENOMEM;
+	}
+	for (size_t i = 0; i < weights.count && ret == KNOT_EOK; i++) {
+		ret = conf_parse_weight(weights.multi[i].string, &seen[i], err, err_len);
+		if (ret == KNOT_EOK && conf_weight_find(seen, i, seen[i].name) >= 0) {
+			snprintf(err, err_len, "duplicate weight for exchanger in '%s'",
+			         weights.multi[i].string);
+			ret = KNOT_EINVAL;
+		}
+	}
+	free(seen);
+	return ret;
+}
+
+static int mxpolicy_conf_check(knotd_conf_check_args_t *args)
+{
+	knotd_conf_t weights = knotd_conf_check_item(args, MOD_WEIGHT);
+	knotd_conf_t ttl_min = knotd_conf_check_item(args, MOD_TTL_MIN);
+	knotd_conf_t ttl_max = knotd_conf_check_item(args, MOD_TTL_MAX);
+	int ret = check_entry(weights, ttl_min.single.integer, ttl_max.single.integer,
+	                      check_err, sizeof(check_err));
+	knotd_conf_free(&weights);
+	if (ret != KNOT_EOK) {
+		args->err_str = check_err;
+	}
+	return ret;
+}
+
+enum {
+	CTR_REWRITTEN = 0,
+	CTR_LEFT_OUT,
+	CTR_RENUMBERED,
+	CTR_ALL_DOWN,
+	CTR_TXT_TTL,
+	CTR_SIGNED_LIMITED,
+	CTR_ERRORS,
+};
+
+static const char *counter_names[] = {
+	[CTR_REWRITTEN]      = "rewritten",
+	[CTR_LEFT_OUT]       = "left-out",
+	[CTR_RENUMBERED]     = "renumbered",
+	[CTR_ALL_DOWN]       = "all-down",
+	[CTR_TXT_TTL]        = "txt-ttl",
+	[CTR_SIGNED_LIMITED] = "signed-limited",
+	[CTR_ERRORS]         = "errors",
+};
+
+typedef struct {
+	mxp_rotation_t rotation;
+	mxp_alldown_t all_down;
+	bool sticky;
+	bool tier_failover;
+	txt_mode_t txt;
+	mxp_ttl_opts_t ttl;
+	uint16_t default_weight;
+	mxp_hash_key_t sticky_key;
+	mxp_weight_entry_t *weights;
+	size_t weight_count;
+	knotd_conf_t bypass;
+} mxpolicy_ctx_t;
+
+/* Process-wide secrets: the default sticky key and the seed of the per-thread generators. */
+static pthread_once_t secrets_once = PTHREAD_ONCE_INIT;
+static bool secrets_ok;
+static mxp_hash_key_t process_sticky_key;
+static uint8_t process_seed[32];
+static atomic_uint_fast64_t thread_counter;
+
+static void secrets_init(void)
+{
+	uint8_t key[16];
+	if (RAND_bytes(key, sizeof(key)) != 1 ||
+	    RAND_bytes(process_seed, sizeof(process_seed)) != 1) {
+		return;
+	}
+	memcpy(&process_sticky_key.k0, key, 8);
+	memcpy(&process_sticky_key.k1, key + 8, 8);
+	secrets_ok = true;
+}
+
+/* Per-thread generator: seeded without a syscall from the process seed. */
+static _Thread_local mxp_rng_t thread_rng;
+static _Thread_local bool thread_rng_ready;
+
+static mxp_rng_t *query_rng(void)
+{
+	if (!thread_rng_ready) {
+		uint8_t seed[32];
+		memcpy(seed, process_seed, sizeof(seed));
+		uint64_t n = atomic_fetch_add(&thread_counter, 1) + 1;
+		for (int i = 0; i < 8; i++) {
+			seed[i] ^= (uint8_t)(n >> (8 * i));
+		}
+		rng_seed(&thread_rng, seed);
+		thread_rng_ready = true;
+	}
+	return &thread_rng;
+}
+
+static uint16_t exchanger_weight(const mxpolicy_ctx_t *ctx, const knot_dname_t *name)
+{
+	int i = conf_weight_find(ctx->weights, ctx->weight_count, name);
+	return i >= 0 ? ctx->weights[i].weight : ctx->default_weight;
+}
+
+/* Client network for sticky choice: ECS if present, else the source; /24 or /56 at most. */
+static uint8_t sticky_prefix(const knotd_qdata_t *qdata, uint8_t *addr, uint16_t *family)
+{
+	uint8_t len;
+	memset(addr, 0, 16);
+	if (qdata->ecs != NULL && (qdata->ecs->family == KNOT_ADDR_FAMILY_IPV4 ||
+	                           qdata->ecs->family == KNOT_ADDR_FAMILY_IPV6)) {
+		bool v4 = qdata->ecs->family == KNOT_ADDR_FAMILY_IPV4;
+		*family = v4 ? AF_INET : AF_INET6;
+		len = qdata->ecs->source_len;
+		if (len > (v4 ? 24 : 56)) {
+			len = v4 ? 24 : 56;
+		}
+		memcpy(addr, qdata->ecs->address, v4 ? 4 : 16);
+	} else {
+		const struct sockaddr_storage *ss = qdata->params->remote;
+		if (ss != NULL && ss->ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+			memcpy(addr, &s6->sin6_addr, 16);
+			*family = AF_INET6;
+			len = 56;
+		} else if (ss != NULL && ss->ss_family == AF_INET) {
+			const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+			memcpy(addr, &s4->sin_addr, 4);
+			*family = AF_INET;
+			len = 24;
+		} else {
+			*family = 0;
+			return 0;
+		}
+	}
+	for (unsigned bit = len; bit < 128; bit++) {
+		addr[bit / 8] &= ~(0x80 >> (bit % 8));
+	}
+	return len;
+}
+
+static void sticky_hashes(const mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata,
+                          const knot_dname_t *owner, const knot_rdataset_t *rrs,
+                          mxp_record_t *recs)
+{
+	uint8_t addr[16];
+	uint16_t family;
+	uint8_t len = sticky_prefix(qdata, addr, &family);
+	if (qdata->ecs != NULL) {
+		qdata->ecs->scope_len = len;  /* Resolvers cache the answer per keyed subnet. */
+	}
+
+	knot_dname_storage_t lower;
+	mxp_hash_t base;
+	hash_init(&base, &ctx->sticky_key);
+	hash_update(&base, &family, sizeof(family));
+	hash_update(&base, &len, sizeof(len));
+	hash_update(&base, addr, sizeof(addr));
+	knot_dname_copy_lower(lower, owner);
+	hash_update(&base, lower, knot_dname_size(lower));
+
+	knot_rdata_t *rd = rrs->rdata;
+	for (uint16_t i = 0; i < rrs->count; i++, rd = knot_rdataset_next(rd)) {
+		mxp_hash_t h = base;
+		knot_dname_copy_lower(lower, rd->data + 2);
+		hash_update(&h, lower, knot_dname_size(lower));
+		recs[i].hash = hash_final(&h);
+	}
+}
+
+static bool zone_signed(knotd_qdata_t *qdata)
+{
+	knot_rrset_t dnskey = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
+	return !knot_rrset_empty(&dnskey);
+}
+
+static void process_txt(mxpolicy_ctx_t *ctx, knot_pkt_t *pkt, knotd_qdata_t *qdata,
+                        knotd_mod_t *mod)
+{
+	int idx = rewrite_find_answer(pkt, KNOT_RRTYPE_TXT);
+	if (idx < 0) {
+		return;
+	}
+	knot_rrset_t *rr = &pkt->rr[idx];
+	if (ctx->txt == TXT_EMAIL) {
+		knot_dname_storage_t owner;
+		if (rewrite_wire_owner(pkt, idx, owner) != KNOT_EOK ||
+		    txtclass_classify(owner, &rr->rrs) == MXP_TXT_OTHER) {
+			return;
+		}
+	}
+
+	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, false, zone_signed(qdata));
+	if (ttl == rr->ttl) {
+		return;
+	}
+	if (rewrite_set_ttl(pkt, idx, ttl) != KNOT_EOK ||
+	    rewrite_set_rrsig_ttl(pkt, idx, ttl) != KNOT_EOK) {
+		knotd_mod_stats_incr(mod, qdata->params->thread_id, CTR_ERRORS, 0, 1);
+		return;
+	}
+	knotd_mod_stats_incr(mod, qdata->params->thread_id, CTR_TXT_TTL, 0, 1);
+}
+
+static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
+                                   knot_pkt_t *pkt, knotd_qdata_t *qdata,
+                                   knotd_mod_t *mod)
+{
+	int idx = rewrite_find_answer(pkt, KNOT_RRTYPE_MX);
+	if (idx < 0) {
+		return state;
+	}
+	knot_rrset_t *rr = &pkt->rr[idx];
+	const knot_rdataset_t zone_mx = rr->rrs;
+	if (zone_mx.count == 0 || zone_mx.count > MXP_MAX_RECORDS) {
+		return state;
+	}
+	const unsigned thr = qdata->params->thread_id;
+
+	mxp_record_t recs[MXP_MAX_RECORDS];
+	knot_rdata_t *rd = zone_mx.rdata;
+	for (uint16_t i = 0; i < zone_mx.count; i++, rd = knot_rdataset_next(rd)) {
+		const knot_dname_t *exchange = rd->data + 2;
+		recs[i].pref = knot_wire_read_u16(rd->data);
+		recs[i].null_mx = (*exchange == 0);
+		recs[i].weight = exchanger_weight(ctx, exchange);
+		recs[i].state = MXP_STATE_UP;
+		recs[i].hash = 0;
+	}
+
+	bool is_signed = zone_signed(qdata);
+	mxp_opts_t opts = {
+		.rotation = ctx->rotation,
+		.all_down = ctx->all_down,
+		.sticky = ctx->sticky,
+		.tier_failover = ctx->tier_failover,
+		.may_change_set = !(is_signed && knot_pkt_has_dnssec(qdata->query)),
+	};
+	if (ctx->sticky) {
+		knot_dname_storage_t owner;
+		if (rewrite_wire_owner(pkt, idx, owner) != KNOT_EOK) {
+			return state;
+		}
+		sticky_hashes(ctx, qdata, owner, &zone_mx, recs);
+	}
+
+	mxp_plan_t plan;
+	policy_plan(recs, zone_mx.count, &opts, ctx->sticky ? NULL : query_rng(), &plan);
+
+	if (plan.null_mx) {
+		return state;
+	}
+	if (plan.all_down) {
+		knotd_mod_stats_incr(mod, thr, CTR_ALL_DOWN, 0, 1);
+	}
+	if (plan.kind == MXP_PLAN_SERVFAIL) {
+		qdata->rcode = KNOT_RCODE_SERVFAIL;
+		return KNOTD_IN_STATE_ERROR;
+	}
+
+	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, plan.degraded, is_signed);
+	/*
+	 * Senders sort by preference, so a plan that leaves nothing out and
+	 * whose order is carried by preferences is patched in place; only
+	 * removals and wire reordering need the costly full rewrite.
+	 */
+	bool changed = plan.kind != MXP_PLAN_UNCHANGED || ttl != rr->ttl;
+	bool in_place = plan.kind == MXP_PLAN_UNCHANGED ||
+	                (plan.left_out == 0 && (!plan.reordered ||
+	                 (plan.renumbered && ctx->rotation != MXP_ROT_ORDER)));
+	int ret = KNOT_EAGAIN;
+	if (in_place) {
+		ret = rewrite_mx_in_place(pkt, idx, &plan, ttl);
+	}
+	if (ret == KNOT_EAGAIN) {
+		knot_rdataset_t new_mx;
+		ret = rewrite_build_mx(&new_mx, &zone_mx, &plan, qdata->mm);
+		if (ret == KNOT_EOK) {
+			rewrite_mx_t rw = {
+				.mx_idx = idx,
+				.mx = &new_mx,
+				.ttl = ttl,
+				.zone_mx = &zone_mx,
+			};
+			ret = rewrite_mx_answer(pkt, &rw, qdata->mm);
+		}
+		if (ret == KNOT_ESPACE) {
+			return KNOTD_IN_STATE_TRUNC;
+		}
+	}
+
+	if (ret != KNOT_EOK) {
+		knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
+		qdata->rcode = KNOT_RCODE_SERVFAIL;
+		return KNOTD_IN_STATE_ERROR;
+	}
+
+	if (plan.limited) {
+		knotd_mod_stats_incr(mod, thr, CTR_SIGNED_LIMITED, 0, 1);
+	}
+	if (!changed) {
+		return state;
+	}
+	knotd_mod_stats_incr(mod, thr, CTR_REWRITTEN, 0, 1);
+	if (plan.left_out > 0) {
+		knotd_mod_stats_incr(mod, thr, CTR_LEFT_OUT, 0, plan.left_out);
+	}
+	if (plan.renumbered) {
+		knotd_mod_stats_incr(mod, thr, CTR_RENUMBERED, 0, 1);
+	}
+	return state;
+}
+
+static knotd_in_state_t mxpolicy_process(knotd_in_state_t state, knot_pkt_t *pkt,
+                                         knotd_qdata_t *qdata, knotd_mod_t *mod)
+{
+	uint16_t qtype = knot_pkt_qtype(qdata->query);
+	if ((qtype != KNOT_RRTYPE_MX && qtype != KNOT_RRTYPE_TXT) ||
+	    qdata->rcode != KNOT_RCODE_NOERROR) {
+		return state;
+	}
+
+	mxpolicy_ctx_t *ctx = knotd_mod_ctx(mod);
+	if (ctx->bypass.count > 0 &&
+	    knotd_conf_addr_range_match(&ctx->bypass, qdata->params->remote)) {
+		return state;
+	}
+
+	if (qtype == KNOT_RRTYPE_TXT) {
+		if (ctx->txt != TXT_NONE) {
+			process_txt(ctx, pkt, qdata, mod);
+		}
+		return state;
+	}
+	return process_mx(state, ctx, pkt, qdata, mod);
+}
+
+static void ctx_free(mxpolicy_ctx_t *ctx)
+{
+	if (ctx == NULL) {
+		return;
+	}
+	knotd_conf_free(&ctx->bypass);
+	free(ctx->weights);
+	free(ctx);
+}
+
+static int load_sticky_key(knotd_mod_t *mod, mxpolicy_ctx_t *ctx)
+{
+	knotd_conf_t conf = knotd_conf_mod(mod, MOD_STICKY_KEY);
+	if (conf.count == 0) {
+		ctx->sticky_key = process_sticky_key;
+		return KNOT_EOK;
+	}
+
+	/* An operator key makes sticky choices the same across restarts and servers. */
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	unsigned digest_len = 0;
+	const char *key = conf.single.string;
+	if (EVP_Digest(key, strlen(key), digest, &digest_len, EVP_sha256(), NULL) != 1 ||
+	    digest_len < 16) {
+		knotd_mod_log(mod, LOG_ERR, "failed to derive the sticky key");
+		return KNOT_ERROR;
+	}
+	memcpy(&ctx->sticky_key.k0, digest, 8);
+	memcpy(&ctx->sticky_key.k1, digest + 8, 8);
+	return KNOT_EOK;
+}
+
+static int load_weights(knotd_mod_t *mod, mxpolicy_ctx_t *ctx)
+{
+	knotd_conf_t conf = knotd_conf_mod(mod, MOD_WEIGHT);
+	char err[512];
+	int ret = check_entry(conf, ctx->ttl.min, ctx->ttl.max, err, sizeof(err));
+	if (ret != KNOT_EOK) {
+		knotd_mod_log(mod, LOG_ERR, "%s", err);
+		knotd_conf_free(&conf);
+		return ret;
+	}
+
+	ctx->weight_count = conf.count;
+	ctx->weights = calloc(conf.count ? conf.count : 1, sizeof(*ctx->weights));
+	if (ctx->weights == NULL) {
+		knotd_conf_free(&conf);
+		return KNOT_ENOMEM;
+	}
+	for (size_t i = 0; i < conf.count; i++) {
+		(void)conf_parse_weight(conf.multi[i].string, &ctx->weights[i], err, sizeof(err));
+	}
+	knotd_conf_free(&conf);
+	return KNOT_EOK;
+}
+
+int mxpolicy_load(knotd_mod_t *mod)
+{
+	pthread_once(&secrets_once, secrets_init);
+	if (!secrets_ok) {
+		knotd_mod_log(mod, LOG_ERR, "failed to get random bytes from OpenSSL, "
+		              "module NOT active for this zone");
+		return KNOT_ERROR;
+	}
+
+	mxpolicy_ctx_t *ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL) {
+		return KNOT_ENOMEM;
+	}
+
+	ctx->rotation = knotd_conf_mod(mod, MOD_ROTATION).single.option;
+	ctx->all_down = knotd_conf_mod(mod, MOD_ALL_DOWN).single.option;
+	ctx->txt = knotd_conf_mod(mod, MOD_TXT).single.option;
+	ctx->sticky = knotd_conf_mod(mod, MOD_STICKY).single.boolean;
+	ctx->tier_failover = knotd_conf_mod(mod, MOD_TIER_FAILOVER).single.boolean;
+	ctx->default_weight = knotd_conf_mod(mod, MOD_DEFAULT_WEIGHT).single.integer;
+	ctx->ttl.min = knotd_conf_mod(mod, MOD_TTL_MIN).single.integer;
+	ctx->ttl.max = knotd_conf_mod(mod, MOD_TTL_MAX).single.integer;
+	ctx->ttl.degraded = knotd_conf_mod(mod, MOD_TTL_DEGRADED).single.integer;
+	ctx->bypass = knotd_conf_mod(mod, MOD_BYPASS);
+
+	int ret = load_weights(mod, ctx);
+	if (ret == KNOT_EOK) {
+		ret = load_sticky_key(mod, ctx);
+	}
+	for (size_t i = 0; ret == KNOT_EOK && i < sizeof(counter_names) / sizeof(*counter_names); i++) {
+		ret = knotd_mod_stats_add(mod, counter_names[i], 1, NULL);
+	}
+	if (ret == KNOT_EOK) {
+		ret = knotd_mod_in_hook(mod, KNOTD_STAGE_ADDITIONAL, mxpolicy_process);
+	}
+	if (ret != KNOT_EOK) {
+		knotd_mod_log(mod, LOG_ERR, "failed to load (%s), module NOT active for this zone",
+		              knot_strerror(ret));
+		ctx_free(ctx);
+		return ret;
+	}
+
+	knotd_mod_ctx_set(mod, ctx);
+	return KNOT_EOK;
+}
+
+void mxpolicy_unload(knotd_mod_t *mod)
+{
+	/* No knotd_mod_zone()/knotd_mod_log() here: 3.2.6 frees the zone name first. */
+	ctx_free(knotd_mod_ctx(mod));
+}
+
+KNOTD_MOD_API(mxpolicy, KNOTD_MOD_FLAG_SCOPE_ZONE | KNOTD_MOD_FLAG_OPT_CONF,
+              mxpolicy_load, mxpolicy_unload, mxpolicy_conf, mxpolicy_conf_check);

@@ -1,0 +1,380 @@
+/*  Copyright (C) 2026 knot-mxpolicy authors
+ *  SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#include <string.h>
+
+#include "rewrite.h"
+
+void *rewrite_alloc(knot_mm_t *mm, size_t size)
+{
+	if (mm == NULL || mm->alloc == NULL) {
+		return NULL;  /* The query always has a pool; refuse rather than malloc. */
+	}
+	return mm->alloc(mm->ctx, size);
+}
+
+int rewrite_find_answer(const knot_pkt_t *pkt, uint16_t type)
+{
+	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
+	for (uint16_t i = 0; i < ans->count; i++) {
+		if (pkt->rr[ans->pos + i].type == type) {
+			return ans->pos + i;
+		}
+	}
+	return -1;
+}
+
+/* The owner of pkt->rr[idx] as written on the wire (wildcards expanded). */
+int rewrite_wire_owner(const knot_pkt_t *pkt, uint16_t idx, knot_dname_t *out)
+{
+	const uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
+	int len = knot_dname_wire_check(pos, pkt->wire + pkt->size, pkt->wire);
+	if (len <= 0) {
+		return KNOT_EMALF;
+	}
+	int ret = knot_dname_unpack(out, pos, KNOT_DNAME_MAXLEN, pkt->wire);
+	return ret > 0 ? KNOT_EOK : KNOT_EMALF;
+}
+
+int rewrite_set_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+{
+	uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
+	const uint8_t *end = pkt->wire + pkt->size;
+
+	for (uint16_t i = 0; i < pkt->rr[idx].rrs.count; i++) {
+		int len = knot_dname_wire_check(pos, end, pkt->wire);
+		if (len <= 0 || end - pos < len + 10) {
+			return KNOT_EMALF;
+		}
+		pos += len;
+		knot_wire_write_u32(pos + 4, ttl);
+		uint16_t rdlen = knot_wire_read_u16(pos + 8);
+		pos += 10 + rdlen;
+		if (pos > end) {
+			return KNOT_EMALF;
+		}
+	}
+	pkt->rr[idx].ttl = ttl;
+	return KNOT_EOK;
+}
+
+static bool rrsig_covers(const knot_rrset_t *rr, uint16_t type)
+{
+	return rr->type == KNOT_RRTYPE_RRSIG && rr->rrs.count > 0 &&
+	       knot_rrsig_type_covered(rr->rrs.rdata) == type;
+}
+
+int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+{
+	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
+	knot_dname_storage_t owner, sig_owner;
+	int ret = rewrite_wire_owner(pkt, idx, owner);
+	if (ret != KNOT_EOK) {
+		return ret;
+	}
+
+	for (uint16_t i = ans->pos; i < ans->pos + ans->count; i++) {
+		if (!rrsig_covers(&pkt->rr[i], pkt->rr[idx].type)) {
+			continue;
+		}
+		ret = rewrite_wire_owner(pkt, i, sig_owner);
+		if (ret == KNOT_EOK && knot_dname_is_case_equal(owner, sig_owner)) {
+			ret = rewrite_set_ttl(pkt, i, ttl);
+		}
+		if (ret != KNOT_EOK) {
+			return ret;
+		}
+	}
+	return KNOT_EOK;
+}
+
+static const knot_dname_t *mx_exchange(const knot_rdata_t *rd)
+{
+	return rd->data + 2;
+}
+
+int rewrite_build_mx(knot_rdataset_t *out, const knot_rdataset_t *orig,
+                     const mxp_plan_t *plan, knot_mm_t *mm)
+{
+	const knot_rdata_t *by_idx[MXP_MAX_RECORDS];
+	if (orig->count > MXP_MAX_RECORDS) {
+		return KNOT_EINVAL;
+	}
+	knot_rdata_t *rd = orig->rdata;
+	for (uint16_t i = 0; i < orig->count; i++, rd = knot_rdataset_next(rd)) {
+		by_idx[i] = rd;
+	}
+
+	size_t size = 0;
+	for (uint16_t s = 0; s < plan->count; s++) {
+		size += knot_rdata_size(by_idx[plan->slots[s].idx]->len);
+	}
+	knot_rdata_t *mem = rewrite_alloc(mm, size);
+	if (mem == NULL) {
+		return KNOT_ENOMEM;
+	}
+
+	/* Hand-built so that the rdata keep the plan's order (rdataset_add sorts). */
+	knot_rdata_t *dst = mem;
+	for (uint16_t s = 0; s < plan->count; s++) {
+		const knot_rdata_t *src = by_idx[plan->slots[s].idx];
+		knot_rdata_init(dst, src->len, src->data);
+		knot_wire_write_u16(dst->data, plan->slots[s].pref);
+		dst = knot_rdataset_next(dst);
+	}
+	out->count = plan->count;
+	out->size = size;
+	out->rdata = mem;
+	return KNOT_EOK;
+}
+
+static bool in_mx_set(const knot_rdataset_t *rrs, const knot_dname_t *name)
+{
+	if (rrs == NULL) {
+		return false;
+	}
+	knot_rdata_t *rd = rrs->rdata;
+	for (uint16_t i = 0; i < rrs->count; i++, rd = knot_rdataset_next(rd)) {
+		if (knot_dname_is_case_equal(mx_exchange(rd), name)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool is_address_record(const knot_rrset_t *rr)
+{
+	return rr->type == KNOT_RRTYPE_A || rr->type == KNOT_RRTYPE_AAAA ||
+	       rrsig_covers(rr, KNOT_RRTYPE_A) || rrsig_covers(rr, KNOT_RRTYPE_AAAA);
+}
+
+/* TTL a record goes out with: RRSIGs written with ORIGTTL carry their Original TTL. */
+static uint32_t written_ttl(const knot_rrset_t *rr, uint16_t flags)
+{
+	if (rr->type == KNOT_RRTYPE_RRSIG && (flags & KNOT_PF_ORIGTTL)) {
+		return knot_rrsig_original_ttl(rr->rrs.rdata);
+	}
+	return rr->ttl;
+}
+
+/* Where one written MX record sits on the wire. */
+typedef struct {
+	uint8_t *ttl;
+	uint8_t *pref;
+	uint16_t name_pos;
+} mx_wire_t;
+
+/* Is the owner at wire offset 'pos' a pointer to one of the written exchange names? */
+static bool owner_points_to(const knot_pkt_t *pkt, size_t pos, const mx_wire_t *mx, uint16_t n)
+{
+	const uint8_t *w = pkt->wire + pos;
+	if ((w[0] & 0xc0) != 0xc0) {
+		return false;
+	}
+	uint16_t ptr = ((w[0] & 0x3f) << 8) | w[1];
+	for (uint16_t k = 0; k < n; k++) {
+		if (mx[k].name_pos == ptr) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int cap_glue_ttl(knot_pkt_t *pkt, const knot_rdataset_t *zone_mx,
+                        const mx_wire_t *mx, uint16_t n, uint32_t ttl)
+{
+	const knot_pktsection_t *add = knot_pkt_section(pkt, KNOT_ADDITIONAL);
+	knot_dname_storage_t owner;
+	for (uint16_t i = add->pos; i < add->pos + add->count; i++) {
+		const knot_rrset_t *rr = &pkt->rr[i];
+		if (!is_address_record(rr) || written_ttl(rr, pkt->rr_info[i].flags) <= ttl) {
+			continue;
+		}
+		/* knotd writes glue owners as pointers to the MX rdata: the cheap check first. */
+		int ret = KNOT_EOK;
+		if (owner_points_to(pkt, pkt->rr_info[i].pos, mx, n)) {
+			ret = rewrite_set_ttl(pkt, i, ttl);
+		} else {
+			ret = rewrite_wire_owner(pkt, i, owner);
+			if (ret == KNOT_EOK && in_mx_set(zone_mx, owner)) {
+				ret = rewrite_set_ttl(pkt, i, ttl);
+			}
+		}
+		if (ret != KNOT_EOK) {
+			return ret;
+		}
+	}
+	return KNOT_EOK;
+}
+
+int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl)
+{
+	knot_rrset_t *rr = &pkt->rr[idx];
+	const uint16_t n = rr->rrs.count;
+	if (n == 0 || n > MXP_MAX_RECORDS || plan->left_out > 0 || plan->count != n) {
+		return KNOT_EAGAIN;
+	}
+
+	/* Locate every record first: nothing is changed unless all of it checks out. */
+	mx_wire_t mx[MXP_MAX_RECORDS];
+	uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
+	const uint8_t *end = pkt->wire + pkt->size;
+	for (uint16_t k = 0; k < n; k++) {
+		int len = knot_dname_wire_check(pos, end, pkt->wire);
+		if (len <= 0 || end - pos < len + 10) {
+			return KNOT_EMALF;
+		}
+		pos += len;
+		mx[k].ttl = pos + 4;
+		uint16_t rdlen = knot_wire_read_u16(pos + 8);
+		pos += 10;
+		if (rdlen < 3 || end - pos < rdlen) {
+			return KNOT_EMALF;
+		}
+		mx[k].pref = pos;
+		mx[k].name_pos = pos + 2 - pkt->wire;
+		pos += rdlen;
+	}
+
+	const knot_rdata_t *rd[MXP_MAX_RECORDS];
+	knot_rdata_t *it = rr->rrs.rdata;
+	for (uint16_t j = 0; j < n; j++, it = knot_rdataset_next(it)) {
+		rd[j] = it;
+	}
+
+	/*
+	 * knotd writes the rdataset in order, rotated when answer-rotation is
+	 * on: find the record written first, the rest follow cyclically.
+	 */
+	uint16_t first = 0;
+	if (n > 1) {
+		knot_dname_storage_t name;
+		if (knot_dname_unpack(name, pkt->wire + mx[0].name_pos, sizeof(name), pkt->wire) <= 0) {
+			return KNOT_EMALF;
+		}
+		while (first < n && (memcmp(mx[0].pref, rd[first]->data, 2) != 0 ||
+		                     !knot_dname_is_case_equal(name, mx_exchange(rd[first])))) {
+			first++;
+		}
+		if (first == n) {
+			return KNOT_EAGAIN;
+		}
+	}
+	uint16_t new_pref[MXP_MAX_RECORDS];
+	for (uint16_t s = 0; s < n; s++) {
+		new_pref[plan->slots[s].idx] = plan->slots[s].pref;
+	}
+	for (uint16_t k = 0; k < n; k++) {
+		if (memcmp(mx[k].pref, rd[(first + k) % n]->data, 2) != 0) {
+			return KNOT_EAGAIN;
+		}
+	}
+
+	for (uint16_t k = 0; k < n; k++) {
+		knot_wire_write_u32(mx[k].ttl, ttl);
+		knot_wire_write_u16(mx[k].pref, new_pref[(first + k) % n]);
+	}
+	rr->ttl = ttl;
+
+	int ret = rewrite_set_rrsig_ttl(pkt, idx, ttl);
+	if (ret != KNOT_EOK) {
+		return ret;
+	}
+	return cap_glue_ttl(pkt, &rr->rrs, mx, n, ttl);
+}
+
+typedef struct {
+	knot_rrset_t rr;
+	uint16_t flags;
+	knot_section_t section;
+} saved_rr_t;
+
+int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
+{
+	const uint16_t first = pkt->sections[KNOT_ANSWER].pos;
+	const uint16_t total = pkt->rrset_count;
+	if (rw->mx_idx < first || rw->mx_idx >= total || pkt->current != KNOT_ADDITIONAL) {
+		return KNOT_EINVAL;
+	}
+
+	/* Save every written rrset with its owner as it stands on the wire. */
+	saved_rr_t *saved = rewrite_alloc(mm, (total - first) * sizeof(*saved));
+	knot_dname_t *owners = rewrite_alloc(mm, (total - first) * KNOT_DNAME_MAXLEN);
+	if (saved == NULL || owners == NULL) {
+		return KNOT_ENOMEM;
+	}
+	knot_dname_t mx_owner[KNOT_DNAME_MAXLEN];
+	for (uint16_t i = first; i < total; i++) {
+		saved_rr_t *s = &saved[i - first];
+		knot_dname_t *owner = owners + (size_t)(i - first) * KNOT_DNAME_MAXLEN;
+		int ret = rewrite_wire_owner(pkt, i, owner);
+		if (ret != KNOT_EOK) {
+			return ret;
+		}
+		s->rr = pkt->rr[i];
+		s->rr.owner = owner;
+		/* Rebuilt glue must not reuse knotd's private glue list (wrong names). */
+		s->rr.additional = NULL;
+		/* Owners now live in the pool; nothing here is the packet's to free. */
+		s->flags = pkt->rr_info[i].flags & ~KNOT_PF_FREE;
+		s->section = (i < first + pkt->sections[KNOT_ANSWER].count) ? KNOT_ANSWER :
+		             (i < pkt->sections[KNOT_ADDITIONAL].pos) ? KNOT_AUTHORITY :
+		             KNOT_ADDITIONAL;
+	}
+	memcpy(mx_owner, saved[rw->mx_idx - first].rr.owner, KNOT_DNAME_MAXLEN);
+
+	/* Rewind to the start of the answer section. */
+	pkt->size = pkt->rr_info[first].pos;
+	pkt->rrset_count = first;
+	for (knot_section_t sec = KNOT_ANSWER; sec <= KNOT_ADDITIONAL; sec++) {
+		pkt->sections[sec].count = 0;
+	}
+	pkt->current = KNOT_ANSWER;
+	knot_wire_set_ancount(pkt->wire, 0);
+	knot_wire_set_nscount(pkt->wire, 0);
+	knot_wire_set_arcount(pkt->wire, 0);
+	/* Restart compression: its last suffix may point into discarded bytes. */
+	pkt->compr.suffix.pos = 0;
+
+	for (uint16_t i = 0; i < total - first; i++) {
+		saved_rr_t *s = &saved[i];
+		while (pkt->current < s->section) {
+			knot_pkt_begin(pkt, pkt->current + 1);
+		}
+		if (first + i == rw->mx_idx) {
+			if (rw->mx != NULL) {
+				s->rr.rrs = *rw->mx;
+			}
+			s->rr.ttl = rw->ttl;
+		} else if (s->section == KNOT_ANSWER && rrsig_covers(&s->rr, KNOT_RRTYPE_MX) &&
+		           knot_dname_is_case_equal(s->rr.owner, mx_owner)) {
+			/* An RRSIG goes out with its set's TTL (Original TTL unchanged). */
+			s->rr.ttl = rw->ttl;
+			s->flags &= ~KNOT_PF_ORIGTTL;
+		} else if (s->section == KNOT_ADDITIONAL && is_address_record(&s->rr) &&
+		           in_mx_set(rw->zone_mx, s->rr.owner)) {
+			if (rw->mx != NULL && !in_mx_set(rw->mx, s->rr.owner)) {
+				continue;  /* Exchanger left out of the answer. */
+			}
+			s->rr.ttl = written_ttl(&s->rr, s->flags);
+			s->flags &= ~KNOT_PF_ORIGTTL;
+			if (s->rr.ttl > rw->ttl) {
+				s->rr.ttl = rw->ttl;  /* Glue never outlives the MX set. */
+			}
+		}
+
+		int ret = knot_pkt_put(pkt, KNOT_COMPR_HINT_NONE, &s->rr, s->flags);
+		if (ret == KNOT_ESPACE && (s->flags & KNOT_PF_NOTRUNC) &&
+		    s->section == KNOT_ADDITIONAL) {
+			continue;  /* Optional glue that does not fit is dropped, as knotd does. */
+		} else if (ret != KNOT_EOK) {
+			return ret;
+		}
+	}
+
+	while (pkt->current < KNOT_ADDITIONAL) {
+		knot_pkt_begin(pkt, pkt->current + 1);
+	}
+	return KNOT_EOK;
+}
