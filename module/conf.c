@@ -84,28 +84,23 @@ int conf_check_ttl(uint32_t ttl_min, uint32_t ttl_max, char *err, size_t err_len
 	return KNOT_EOK;
 }
 
-/* Compare a lowercased name with a name of any case (hot path: no table, no call). */
+/* Compare a lowercased name with a name of any case (hot path: flat loop, no call). */
 static bool lower_name_equal(const uint8_t *lower, const uint8_t *name)
 {
-	for (;;) {
-		uint8_t len = *lower;
-		if (len != *name) {
-			return false;
-		}
-		if (len == 0) {
-			return true;
-		}
-		for (uint8_t i = 1; i <= len; i++) {
-			uint8_t c = name[i];
-			if (c >= 'A' && c <= 'Z') {
-				c += 'a' - 'A';
-			}
-			if (lower[i] != c) {
+	size_t label = 0;
+	for (size_t i = 0; ; i++) {
+		uint8_t a = lower[i], b = name[i];
+		if (i == label) {
+			if (a != b) {
 				return false;
 			}
+			if (a == 0) {
+				return true;
+			}
+			label = i + a + 1;
+		} else if (a != ((b >= 'A' && b <= 'Z') ? b + ('a' - 'A') : b)) {
+			return false;
 		}
-		lower += len + 1;
-		name += len + 1;
 	}
 }
 

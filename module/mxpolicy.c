@@ -26,6 +26,7 @@
 #include "policy.h"
 #include "rewrite.h"
 #include "rng.h"
+#include "setcache.h"
 #include "txtclass.h"
 
 #define MOD_ROTATION       "\x08""rotation"
@@ -168,6 +169,7 @@ typedef struct {
 	mxp_hash_key_t sticky_key;
 	mxp_weight_entry_t *weights;
 	size_t weight_count;
+	uint64_t tag;          /*!< Never reused: keys this instance's set cache entries. */
 	knotd_conf_t bypass;
 } mxpolicy_ctx_t;
 
@@ -175,14 +177,11 @@ typedef struct {
 static pthread_once_t secrets_once = PTHREAD_ONCE_INIT;
 static bool secrets_ok;
 static mxp_hash_key_t process_sticky_key;
-static uint8_t process_seed[32];
-static atomic_uint_fast64_t thread_counter;
 
 static void secrets_init(void)
 {
 	uint8_t key[16];
-	if (RAND_bytes(key, sizeof(key)) != 1 ||
-	    RAND_bytes(process_seed, sizeof(process_seed)) != 1) {
+	if (RAND_bytes(key, sizeof(key)) != 1) {
 		return;
 	}
 	memcpy(&process_sticky_key.k0, key, 8);
@@ -190,23 +189,61 @@ static void secrets_init(void)
 	secrets_ok = true;
 }
 
-/* Per-thread generator: seeded without a syscall from the process seed. */
-static _Thread_local mxp_rng_t thread_rng;
-static _Thread_local bool thread_rng_ready;
+/*
+ * Per worker thread state, shared by all instances and indexed by knotd's
+ * thread id (as knotd's own counters are): no locks, no allocation and no
+ * syscall on the query path. Allocated by the first load, kept while the
+ * library is mapped (instances come and go with reloads).
+ */
+typedef struct {
+	mxp_rng_t rng;
+	setcache_t cache;
+} __attribute__((aligned(64))) thread_slot_t;
 
-static mxp_rng_t *query_rng(void)
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static thread_slot_t *thread_slots;
+static unsigned thread_slot_count;
+static atomic_uint_fast64_t instance_tags;
+
+static int thread_slots_init(knotd_mod_t *mod)
 {
-	if (!thread_rng_ready) {
-		uint8_t seed[32];
-		memcpy(seed, process_seed, sizeof(seed));
-		uint64_t n = atomic_fetch_add(&thread_counter, 1) + 1;
-		for (int i = 0; i < 8; i++) {
-			seed[i] ^= (uint8_t)(n >> (8 * i));
+	unsigned threads = knotd_mod_threads(mod);
+	int ret = KNOT_EOK;
+	pthread_mutex_lock(&slots_lock);
+	if (thread_slots == NULL && threads > 0) {
+		thread_slot_t *slots = aligned_alloc(64, threads * sizeof(*slots));
+		if (slots == NULL) {
+			ret = KNOT_ENOMEM;
 		}
-		rng_seed(&thread_rng, seed);
-		thread_rng_ready = true;
+		for (unsigned i = 0; ret == KNOT_EOK && i < threads; i++) {
+			uint8_t seed[32];
+			memset(&slots[i], 0, sizeof(slots[i]));
+			if (RAND_bytes(seed, sizeof(seed)) != 1) {
+				ret = KNOT_ERROR;
+			}
+			rng_seed(&slots[i].rng, seed);
+		}
+		if (ret == KNOT_EOK) {
+			thread_slots = slots;
+			thread_slot_count = threads;
+		} else {
+			free(slots);
+		}
+	} else if (threads > thread_slot_count) {
+		/* knotd needs a restart to change its worker count; never expected. */
+		knotd_mod_log(mod, LOG_WARNING, "worker count grew from %u to %u without a restart, "
+		              "queries of the new workers are answered unmodified",
+		              thread_slot_count, threads);
 	}
-	return &thread_rng;
+	pthread_mutex_unlock(&slots_lock);
+	return ret;
+}
+
+__attribute__((destructor))
+static void thread_slots_free(void)
+{
+	free(thread_slots);
+	thread_slots = NULL;
 }
 
 static uint16_t exchanger_weight(const mxpolicy_ctx_t *ctx, const knot_dname_t *name)
@@ -303,7 +340,8 @@ static void process_txt(mxpolicy_ctx_t *ctx, knot_pkt_t *pkt, knotd_qdata_t *qda
 		}
 	}
 
-	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, false, zone_signed(qdata));
+	bool is_signed = ctx->ttl.min > 0 && zone_signed(qdata);
+	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, false, is_signed);
 	if (ttl == rr->ttl) {
 		return;
 	}
@@ -325,29 +363,50 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	}
 	knot_rrset_t *rr = &pkt->rr[idx];
 	const knot_rdataset_t zone_mx = rr->rrs;
+	const unsigned thr = qdata->params->thread_id;
 	if (zone_mx.count == 0 || zone_mx.count > MXP_MAX_RECORDS) {
 		return state;
 	}
-	const unsigned thr = qdata->params->thread_id;
+
+	if (thr >= thread_slot_count) {
+		return state;
+	}
+	thread_slot_t *slot = &thread_slots[thr];
+
+	/* Weights depend only on the configuration and the rdata: cached per thread. */
+	const uint16_t *weights = setcache_get(&slot->cache, ctx->tag, &zone_mx);
+	uint16_t resolved[MXP_MAX_RECORDS];
+	if (weights == NULL) {
+		uint16_t *fill = setcache_put(&slot->cache, ctx->tag, &zone_mx);
+		if (fill == NULL) {
+			fill = resolved;
+		}
+		knot_rdata_t *rd = zone_mx.rdata;
+		for (uint16_t i = 0; i < zone_mx.count; i++, rd = knot_rdataset_next(rd)) {
+			fill[i] = exchanger_weight(ctx, rd->data + 2);
+		}
+		weights = fill;
+	}
 
 	mxp_record_t recs[MXP_MAX_RECORDS];
 	knot_rdata_t *rd = zone_mx.rdata;
 	for (uint16_t i = 0; i < zone_mx.count; i++, rd = knot_rdataset_next(rd)) {
-		const knot_dname_t *exchange = rd->data + 2;
 		recs[i].pref = knot_wire_read_u16(rd->data);
-		recs[i].null_mx = (*exchange == 0);
-		recs[i].weight = exchanger_weight(ctx, exchange);
+		recs[i].null_mx = (rd->data[2] == 0);
+		recs[i].weight = weights[i];
 		recs[i].state = MXP_STATE_UP;
 		recs[i].hash = 0;
 	}
 
-	bool is_signed = zone_signed(qdata);
+	/* Signing matters only with DO (signature validity) or ttl-min (never raise). */
+	bool with_do = knot_pkt_has_dnssec(qdata->query);
+	bool is_signed = (with_do || ctx->ttl.min > 0) && zone_signed(qdata);
 	mxp_opts_t opts = {
 		.rotation = ctx->rotation,
 		.all_down = ctx->all_down,
 		.sticky = ctx->sticky,
 		.tier_failover = ctx->tier_failover,
-		.may_change_set = !(is_signed && knot_pkt_has_dnssec(qdata->query)),
+		.may_change_set = !(is_signed && with_do),
 	};
 	if (ctx->sticky) {
 		knot_dname_storage_t owner;
@@ -358,7 +417,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	}
 
 	mxp_plan_t plan;
-	policy_plan(recs, zone_mx.count, &opts, ctx->sticky ? NULL : query_rng(), &plan);
+	policy_plan(recs, zone_mx.count, &opts, &slot->rng, &plan);
 
 	if (plan.null_mx) {
 		return state;
@@ -513,10 +572,18 @@ int mxpolicy_load(knotd_mod_t *mod)
 		return KNOT_ERROR;
 	}
 
+	int ret = thread_slots_init(mod);
+	if (ret != KNOT_EOK) {
+		knotd_mod_log(mod, LOG_ERR, "failed to set up worker state (%s), "
+		              "module NOT active for this zone", knot_strerror(ret));
+		return ret;
+	}
+
 	mxpolicy_ctx_t *ctx = calloc(1, sizeof(*ctx));
 	if (ctx == NULL) {
 		return KNOT_ENOMEM;
 	}
+	ctx->tag = atomic_fetch_add(&instance_tags, 1) + 1;
 
 	ctx->rotation = knotd_conf_mod(mod, MOD_ROTATION).single.option;
 	ctx->all_down = knotd_conf_mod(mod, MOD_ALL_DOWN).single.option;
@@ -529,7 +596,7 @@ int mxpolicy_load(knotd_mod_t *mod)
 	ctx->ttl.degraded = knotd_conf_mod(mod, MOD_TTL_DEGRADED).single.integer;
 	ctx->bypass = knotd_conf_mod(mod, MOD_BYPASS);
 
-	int ret = load_weights(mod, ctx);
+	ret = load_weights(mod, ctx);
 	if (ret == KNOT_EOK) {
 		ret = load_sticky_key(mod, ctx);
 	}

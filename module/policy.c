@@ -105,6 +105,47 @@ static bool weights_differ(const mxp_record_t *recs, const uint16_t *members, si
 }
 
 /*
+ * The weighted winner of a tier (chance weight / sum of positive weights).
+ * Sticky choices use the same race as race() so that they stay rendezvous-
+ * stable; random ones need a single draw and no logarithm.
+ */
+static size_t pick_winner(const mxp_record_t *recs, const uint16_t *members, size_t n,
+                          const mxp_opts_t *opts, mxp_rng_t *rng)
+{
+	if (opts->sticky) {
+		size_t best = 0;
+		double best_key = INFINITY;
+		for (size_t i = 0; i < n; i++) {
+			const mxp_record_t *rec = &recs[members[i]];
+			if (rec->weight == 0) {
+				continue;
+			}
+			double key = -log(rng_unit(rec->hash)) / rec->weight;
+			if (key < best_key) {
+				best_key = key;
+				best = i;
+			}
+		}
+		return best;
+	}
+
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		total += recs[members[i]].weight;
+	}
+	/* Multiply-shift maps 64 random bits onto [0, total) with negligible bias. */
+	uint64_t r = (uint64_t)(((unsigned __int128)rng_next(rng) * total) >> 64);
+	for (size_t i = 0; i < n; i++) {
+		uint16_t w = recs[members[i]].weight;
+		if (r < w) {
+			return i;
+		}
+		r -= w;
+	}
+	return 0;  /* Not reached: r < total. */
+}
+
+/*
  * Give each level a preference, strictly increasing across levels, within
  * 0..65535, changing as little as possible: a tier's first level keeps the
  * tier's value when the gap to the next tier allows it; otherwise the tier
@@ -268,15 +309,10 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 					 * order. Without new preferences (signed + DO) only the
 					 * wire order changes, which keeps the signature valid.
 					 */
-					uint16_t raced[MXP_MAX_RECORDS];
-					memcpy(raced, cand, ncand * sizeof(*cand));
-					race(recs, raced, ncand, opts, rng);
-					size_t w = 0;
-					while (cand[w] != raced[0]) {
-						w++;
-					}
+					size_t w = pick_winner(recs, cand, ncand, opts, rng);
+					uint16_t winner = cand[w];
 					memmove(cand + 1, cand, w * sizeof(*cand));
-					cand[0] = raced[0];
+					cand[0] = winner;
 					if (opts->may_change_set) {
 						winner_len = 1;
 					} else {

@@ -25,6 +25,69 @@ int rewrite_find_answer(const knot_pkt_t *pkt, uint16_t type)
 	return -1;
 }
 
+/*
+ * Length of a name as it sits on the wire (up to and including a final
+ * compression pointer). knotd wrote these bytes itself, so pointers are not
+ * followed; the bounds are still checked.
+ */
+static inline int wire_name_len(const uint8_t *pos, const uint8_t *end)
+{
+	/* Most owners knotd writes are a bare pointer. */
+	if (end - pos >= 2 && (pos[0] & 0xc0) == 0xc0) {
+		return 2;
+	}
+	const uint8_t *p = pos;
+	while (p < end) {
+		uint8_t len = *p;
+		if (len == 0) {
+			return p + 1 - pos;
+		}
+		if ((len & 0xc0) == 0xc0) {
+			return (end - p >= 2) ? p + 2 - pos : KNOT_EMALF;
+		}
+		if (len & 0xc0) {
+			return KNOT_EMALF;
+		}
+		p += len + 1;
+	}
+	return KNOT_EMALF;
+}
+
+static inline uint8_t ascii_lower(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+/* Does the (compressed) name at wire offset 'pos' equal 'name', ignoring case? */
+static bool wire_name_equal(const knot_pkt_t *pkt, size_t pos, const knot_dname_t *name)
+{
+	for (unsigned hops = 0; pos < pkt->size; ) {
+		uint8_t len = pkt->wire[pos];
+		if ((len & 0xc0) == 0xc0) {
+			if (pos + 1 >= pkt->size || ++hops > KNOT_DNAME_MAXLABELS) {
+				return false;
+			}
+			pos = ((len & 0x3f) << 8) | pkt->wire[pos + 1];
+			continue;
+		}
+		if (len != *name || pos + 1 + len > pkt->size) {
+			return false;
+		}
+		if (len == 0) {
+			return true;
+		}
+		for (uint8_t i = 1; i <= len; i++) {
+			uint8_t a = pkt->wire[pos + i], b = name[i];
+			if (a != b && ascii_lower(a) != ascii_lower(b)) {
+				return false;
+			}
+		}
+		pos += len + 1;
+		name += len + 1;
+	}
+	return false;
+}
+
 /* The owner of pkt->rr[idx] as written on the wire (wildcards expanded). */
 int rewrite_wire_owner(const knot_pkt_t *pkt, uint16_t idx, knot_dname_t *out)
 {
@@ -37,13 +100,13 @@ int rewrite_wire_owner(const knot_pkt_t *pkt, uint16_t idx, knot_dname_t *out)
 	return ret > 0 ? KNOT_EOK : KNOT_EMALF;
 }
 
-int rewrite_set_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+static inline int patch_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 {
 	uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
 	const uint8_t *end = pkt->wire + pkt->size;
 
 	for (uint16_t i = 0; i < pkt->rr[idx].rrs.count; i++) {
-		int len = knot_dname_wire_check(pos, end, pkt->wire);
+		int len = wire_name_len(pos, end);
 		if (len <= 0 || end - pos < len + 10) {
 			return KNOT_EMALF;
 		}
@@ -59,7 +122,12 @@ int rewrite_set_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 	return KNOT_EOK;
 }
 
-static bool rrsig_covers(const knot_rrset_t *rr, uint16_t type)
+int rewrite_set_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+{
+	return patch_ttl(pkt, idx, ttl);
+}
+
+static inline bool rrsig_covers(const knot_rrset_t *rr, uint16_t type)
 {
 	return rr->type == KNOT_RRTYPE_RRSIG && rr->rrs.count > 0 &&
 	       knot_rrsig_type_covered(rr->rrs.rdata) == type;
@@ -69,16 +137,21 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 {
 	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
 	knot_dname_storage_t owner, sig_owner;
-	int ret = rewrite_wire_owner(pkt, idx, owner);
-	if (ret != KNOT_EOK) {
-		return ret;
-	}
+	bool have_owner = false;
 
 	for (uint16_t i = ans->pos; i < ans->pos + ans->count; i++) {
 		if (!rrsig_covers(&pkt->rr[i], pkt->rr[idx].type)) {
 			continue;
 		}
-		ret = rewrite_wire_owner(pkt, i, sig_owner);
+		int ret = KNOT_EOK;
+		if (!have_owner) {
+			/* Only signed answers pay for decompressing the owner. */
+			ret = rewrite_wire_owner(pkt, idx, owner);
+			have_owner = true;
+		}
+		if (ret == KNOT_EOK) {
+			ret = rewrite_wire_owner(pkt, i, sig_owner);
+		}
 		if (ret == KNOT_EOK && knot_dname_is_case_equal(owner, sig_owner)) {
 			ret = rewrite_set_ttl(pkt, i, ttl);
 		}
@@ -143,7 +216,7 @@ static bool in_mx_set(const knot_rdataset_t *rrs, const knot_dname_t *name)
 	return false;
 }
 
-static bool is_address_record(const knot_rrset_t *rr)
+static inline bool is_address_record(const knot_rrset_t *rr)
 {
 	return rr->type == KNOT_RRTYPE_A || rr->type == KNOT_RRTYPE_AAAA ||
 	       rrsig_covers(rr, KNOT_RRTYPE_A) || rrsig_covers(rr, KNOT_RRTYPE_AAAA);
@@ -194,11 +267,11 @@ static int cap_glue_ttl(knot_pkt_t *pkt, const knot_rdataset_t *zone_mx,
 		/* knotd writes glue owners as pointers to the MX rdata: the cheap check first. */
 		int ret = KNOT_EOK;
 		if (owner_points_to(pkt, pkt->rr_info[i].pos, mx, n)) {
-			ret = rewrite_set_ttl(pkt, i, ttl);
+			ret = patch_ttl(pkt, i, ttl);
 		} else {
 			ret = rewrite_wire_owner(pkt, i, owner);
 			if (ret == KNOT_EOK && in_mx_set(zone_mx, owner)) {
-				ret = rewrite_set_ttl(pkt, i, ttl);
+				ret = patch_ttl(pkt, i, ttl);
 			}
 		}
 		if (ret != KNOT_EOK) {
@@ -221,7 +294,7 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 	uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
 	const uint8_t *end = pkt->wire + pkt->size;
 	for (uint16_t k = 0; k < n; k++) {
-		int len = knot_dname_wire_check(pos, end, pkt->wire);
+		int len = wire_name_len(pos, end);
 		if (len <= 0 || end - pos < len + 10) {
 			return KNOT_EMALF;
 		}
@@ -248,18 +321,12 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 	 * on: find the record written first, the rest follow cyclically.
 	 */
 	uint16_t first = 0;
-	if (n > 1) {
-		knot_dname_storage_t name;
-		if (knot_dname_unpack(name, pkt->wire + mx[0].name_pos, sizeof(name), pkt->wire) <= 0) {
-			return KNOT_EMALF;
-		}
-		while (first < n && (memcmp(mx[0].pref, rd[first]->data, 2) != 0 ||
-		                     !knot_dname_is_case_equal(name, mx_exchange(rd[first])))) {
-			first++;
-		}
-		if (first == n) {
-			return KNOT_EAGAIN;
-		}
+	while (first < n && (memcmp(mx[0].pref, rd[first]->data, 2) != 0 ||
+	                     !wire_name_equal(pkt, mx[0].name_pos, mx_exchange(rd[first])))) {
+		first++;
+	}
+	if (first == n) {
+		return KNOT_EAGAIN;
 	}
 	uint16_t new_pref[MXP_MAX_RECORDS];
 	for (uint16_t s = 0; s < n; s++) {
