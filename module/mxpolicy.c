@@ -198,6 +198,9 @@ static void secrets_init(void)
 typedef struct {
 	mxp_rng_t rng;
 	setcache_t cache;
+	mxp_plan_t plan;            /*!< The current answer's plan (too big for the stack). */
+	const knot_pkt_t *seen_pkt; /*!< Response the ADDITIONAL hook handled. */
+	uint64_t seen_tag;          /*!< Instance that handled it. */
 } __attribute__((aligned(64))) thread_slot_t;
 
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -353,9 +356,32 @@ static void process_txt(mxpolicy_ctx_t *ctx, knot_pkt_t *pkt, knotd_qdata_t *qda
 	knotd_mod_stats_incr(mod, qdata->params->thread_id, CTR_TXT_TTL, 0, 1);
 }
 
+static void count_mx_answer(knotd_mod_t *mod, unsigned thr, const mxp_plan_t *plan)
+{
+	knotd_mod_stats_incr(mod, thr, CTR_REWRITTEN, 0, 1);
+	if (plan->left_out > 0) {
+		knotd_mod_stats_incr(mod, thr, CTR_LEFT_OUT, 0, plan->left_out);
+	}
+	if (plan->renumbered) {
+		knotd_mod_stats_incr(mod, thr, CTR_RENUMBERED, 0, 1);
+	}
+}
+
+/* Where a hook runs: the rewrite it may do depends on what knotd has written. */
+typedef enum {
+	AT_ADDITIONAL, /*!< Every section written, OPT and TSIG not yet: anything goes. */
+	AT_END,        /*!< Response finished: only same-size patches, never under TSIG. */
+} hook_stage_t;
+
+/*
+ * Plan the MX set of the answer and apply it. Plans that leave nothing out
+ * and whose order is carried by preferences (senders sort by preference)
+ * are patched in place; removals and wire reordering rewrite the sections.
+ */
 static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
                                    knot_pkt_t *pkt, knotd_qdata_t *qdata,
-                                   knotd_mod_t *mod)
+                                   knotd_mod_t *mod, thread_slot_t *slot,
+                                   hook_stage_t stage)
 {
 	int idx = rewrite_find_answer(pkt, KNOT_RRTYPE_MX);
 	if (idx < 0) {
@@ -367,11 +393,6 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	if (zone_mx.count == 0 || zone_mx.count > MXP_MAX_RECORDS) {
 		return state;
 	}
-
-	if (thr >= thread_slot_count) {
-		return state;
-	}
-	thread_slot_t *slot = &thread_slots[thr];
 
 	/* Weights depend only on the configuration and the rdata: cached per thread. */
 	const uint16_t *weights = setcache_get(&slot->cache, ctx->tag, &zone_mx);
@@ -416,37 +437,44 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 		sticky_hashes(ctx, qdata, owner, &zone_mx, recs);
 	}
 
-	mxp_plan_t plan;
-	policy_plan(recs, zone_mx.count, &opts, &slot->rng, &plan);
+	mxp_plan_t *plan = &slot->plan;
+	policy_plan(recs, zone_mx.count, &opts, &slot->rng, plan);
 
-	if (plan.null_mx) {
+	if (plan->null_mx) {
 		return state;
 	}
-	if (plan.all_down) {
+	bool in_place = plan->kind == MXP_PLAN_UNCHANGED ||
+	                (plan->left_out == 0 && (!plan->reordered ||
+	                 (plan->renumbered && ctx->rotation != MXP_ROT_ORDER)));
+	if (stage == AT_END && (!in_place || plan->kind == MXP_PLAN_SERVFAIL)) {
+		return state;  /* Too late for anything but a patch of the same size. */
+	}
+	if (plan->all_down) {
 		knotd_mod_stats_incr(mod, thr, CTR_ALL_DOWN, 0, 1);
 	}
-	if (plan.kind == MXP_PLAN_SERVFAIL) {
+	if (plan->kind == MXP_PLAN_SERVFAIL) {
 		qdata->rcode = KNOT_RCODE_SERVFAIL;
 		return KNOTD_IN_STATE_ERROR;
 	}
+	if (plan->limited) {
+		knotd_mod_stats_incr(mod, thr, CTR_SIGNED_LIMITED, 0, 1);
+	}
 
-	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, plan.degraded, is_signed);
-	/*
-	 * Senders sort by preference, so a plan that leaves nothing out and
-	 * whose order is carried by preferences is patched in place; only
-	 * removals and wire reordering need the costly full rewrite.
-	 */
-	bool changed = plan.kind != MXP_PLAN_UNCHANGED || ttl != rr->ttl;
-	bool in_place = plan.kind == MXP_PLAN_UNCHANGED ||
-	                (plan.left_out == 0 && (!plan.reordered ||
-	                 (plan.renumbered && ctx->rotation != MXP_ROT_ORDER)));
+	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, plan->degraded, is_signed);
+	bool changed = plan->kind != MXP_PLAN_UNCHANGED || ttl != rr->ttl;
 	int ret = KNOT_EAGAIN;
 	if (in_place) {
-		ret = rewrite_mx_in_place(pkt, idx, &plan, ttl);
+		/* Glue never outlives the MX set, even when the set itself is unchanged. */
+		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true) :
+		                rewrite_cap_glue_ttl(pkt, idx, ttl);
+		if (ret == KNOT_EMALF) {
+			knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
+			return state;  /* Nothing was changed: the zone's answer is valid. */
+		}
 	}
-	if (ret == KNOT_EAGAIN) {
+	if (ret == KNOT_EAGAIN && stage == AT_ADDITIONAL) {
 		knot_rdataset_t new_mx;
-		ret = rewrite_build_mx(&new_mx, &zone_mx, &plan, qdata->mm);
+		ret = rewrite_build_mx(&new_mx, &zone_mx, plan, qdata->mm);
 		if (ret == KNOT_EOK) {
 			rewrite_mx_t rw = {
 				.mx_idx = idx,
@@ -462,39 +490,41 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	}
 
 	if (ret != KNOT_EOK) {
+		/* The sections may be partly rewritten: no valid answer is left to send. */
 		knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
 		qdata->rcode = KNOT_RCODE_SERVFAIL;
 		return KNOTD_IN_STATE_ERROR;
 	}
-
-	if (plan.limited) {
-		knotd_mod_stats_incr(mod, thr, CTR_SIGNED_LIMITED, 0, 1);
-	}
-	if (!changed) {
-		return state;
-	}
-	knotd_mod_stats_incr(mod, thr, CTR_REWRITTEN, 0, 1);
-	if (plan.left_out > 0) {
-		knotd_mod_stats_incr(mod, thr, CTR_LEFT_OUT, 0, plan.left_out);
-	}
-	if (plan.renumbered) {
-		knotd_mod_stats_incr(mod, thr, CTR_RENUMBERED, 0, 1);
+	if (changed) {
+		count_mx_answer(mod, thr, plan);
 	}
 	return state;
 }
 
-static knotd_in_state_t mxpolicy_process(knotd_in_state_t state, knot_pkt_t *pkt,
-                                         knotd_qdata_t *qdata, knotd_mod_t *mod)
+/* Is this a query the module acts on? Cheap checks first: every query of the zone comes here. */
+static thread_slot_t *query_slot(knotd_qdata_t *qdata, mxpolicy_ctx_t *ctx)
 {
-	uint16_t qtype = knot_pkt_qtype(qdata->query);
-	if ((qtype != KNOT_RRTYPE_MX && qtype != KNOT_RRTYPE_TXT) ||
-	    qdata->rcode != KNOT_RCODE_NOERROR) {
-		return state;
+	unsigned thr = qdata->params->thread_id;
+	if (qdata->rcode != KNOT_RCODE_NOERROR || thr >= thread_slot_count) {
+		return NULL;
 	}
-
-	mxpolicy_ctx_t *ctx = knotd_mod_ctx(mod);
 	if (ctx->bypass.count > 0 &&
 	    knotd_conf_addr_range_match(&ctx->bypass, qdata->params->remote)) {
+		return NULL;
+	}
+	return &thread_slots[thr];
+}
+
+static knotd_in_state_t mxpolicy_additional(knotd_in_state_t state, knot_pkt_t *pkt,
+                                            knotd_qdata_t *qdata, knotd_mod_t *mod)
+{
+	uint16_t qtype = knot_pkt_qtype(qdata->query);
+	if (qtype != KNOT_RRTYPE_MX && qtype != KNOT_RRTYPE_TXT) {
+		return state;
+	}
+	mxpolicy_ctx_t *ctx = knotd_mod_ctx(mod);
+	thread_slot_t *slot = query_slot(qdata, ctx);
+	if (slot == NULL) {
 		return state;
 	}
 
@@ -504,7 +534,40 @@ static knotd_in_state_t mxpolicy_process(knotd_in_state_t state, knot_pkt_t *pkt
 		}
 		return state;
 	}
-	return process_mx(state, ctx, pkt, qdata, mod);
+	/* Tell the END hook that this response has been seen. */
+	slot->seen_pkt = pkt;
+	slot->seen_tag = ctx->tag;
+	return process_mx(state, ctx, pkt, qdata, mod, slot, AT_ADDITIONAL);
+}
+
+/*
+ * END stage: knotd ends a response early, without TC and without running
+ * the later stages, when optional glue does not fit. Such an answer is
+ * still valid; apply what a patch of the same size can (preferences, TTLs),
+ * unless a TSIG has signed the response by now.
+ */
+static knotd_state_t mxpolicy_end(knotd_state_t state, knot_pkt_t *pkt,
+                                  knotd_qdata_t *qdata, knotd_mod_t *mod)
+{
+	if (knot_pkt_qtype(qdata->query) != KNOT_RRTYPE_MX) {
+		return state;
+	}
+	unsigned thr = qdata->params->thread_id;
+	if (thr >= thread_slot_count) {
+		return state;
+	}
+	thread_slot_t *slot = &thread_slots[thr];
+	mxpolicy_ctx_t *ctx = knotd_mod_ctx(mod);
+	bool seen = slot->seen_pkt == pkt && slot->seen_tag == ctx->tag;
+	slot->seen_pkt = NULL;
+	if (seen || query_slot(qdata, ctx) == NULL ||
+	    state != KNOTD_STATE_DONE || knot_wire_get_tc(pkt->wire) ||
+	    knot_pkt_has_tsig(qdata->query) ||
+	    knot_wire_get_rcode(pkt->wire) != KNOT_RCODE_NOERROR) {
+		return state;
+	}
+	(void)process_mx(KNOTD_IN_STATE_HIT, ctx, pkt, qdata, mod, slot, AT_END);
+	return state;
 }
 
 static void ctx_free(mxpolicy_ctx_t *ctx)
@@ -604,7 +667,10 @@ int mxpolicy_load(knotd_mod_t *mod)
 		ret = knotd_mod_stats_add(mod, counter_names[i], 1, NULL);
 	}
 	if (ret == KNOT_EOK) {
-		ret = knotd_mod_in_hook(mod, KNOTD_STAGE_ADDITIONAL, mxpolicy_process);
+		ret = knotd_mod_in_hook(mod, KNOTD_STAGE_ADDITIONAL, mxpolicy_additional);
+	}
+	if (ret == KNOT_EOK) {
+		ret = knotd_mod_hook(mod, KNOTD_STAGE_END, mxpolicy_end);
 	}
 	if (ret != KNOT_EOK) {
 		knotd_mod_log(mod, LOG_ERR, "failed to load (%s), module NOT active for this zone",

@@ -30,7 +30,14 @@ typedef struct {
 /* Stable sort of record indices by preference (zone order inside a tier). */
 static void sort_by_pref(const mxp_record_t *recs, size_t count, uint16_t *order)
 {
-	for (size_t i = 0; i < count; i++) {
+	/* knotd's canonical order is already sorted: check before sorting. */
+	size_t sorted = 1;
+	order[0] = 0;
+	while (sorted < count && recs[sorted - 1].pref <= recs[sorted].pref) {
+		order[sorted] = sorted;
+		sorted++;
+	}
+	for (size_t i = sorted; i < count; i++) {
 		size_t j = i;
 		while (j > 0 && recs[order[j - 1]].pref > recs[i].pref) {
 			order[j] = order[j - 1];
@@ -311,7 +318,9 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 					 */
 					size_t w = pick_winner(recs, cand, ncand, opts, rng);
 					uint16_t winner = cand[w];
-					memmove(cand + 1, cand, w * sizeof(*cand));
+					for (; w > 0; w--) {
+						cand[w] = cand[w - 1];
+					}
 					cand[0] = winner;
 					if (opts->may_change_set) {
 						winner_len = 1;

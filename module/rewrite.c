@@ -281,16 +281,10 @@ static int cap_glue_ttl(knot_pkt_t *pkt, const knot_rdataset_t *zone_mx,
 	return KNOT_EOK;
 }
 
-int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl)
+/* Find every record of the MX set pkt->rr[idx] on the wire. */
+static int mx_locate(knot_pkt_t *pkt, uint16_t idx, mx_wire_t *mx)
 {
-	knot_rrset_t *rr = &pkt->rr[idx];
-	const uint16_t n = rr->rrs.count;
-	if (n == 0 || n > MXP_MAX_RECORDS || plan->left_out > 0 || plan->count != n) {
-		return KNOT_EAGAIN;
-	}
-
-	/* Locate every record first: nothing is changed unless all of it checks out. */
-	mx_wire_t mx[MXP_MAX_RECORDS];
+	const uint16_t n = pkt->rr[idx].rrs.count;
 	uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
 	const uint8_t *end = pkt->wire + pkt->size;
 	for (uint16_t k = 0; k < n; k++) {
@@ -308,6 +302,24 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 		mx[k].pref = pos;
 		mx[k].name_pos = pos + 2 - pkt->wire;
 		pos += rdlen;
+	}
+	return KNOT_EOK;
+}
+
+int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl,
+                        bool cap_glue)
+{
+	knot_rrset_t *rr = &pkt->rr[idx];
+	const uint16_t n = rr->rrs.count;
+	if (n == 0 || n > MXP_MAX_RECORDS || plan->left_out > 0 || plan->count != n) {
+		return KNOT_EAGAIN;
+	}
+
+	/* Locate every record first: nothing is changed unless all of it checks out. */
+	mx_wire_t mx[MXP_MAX_RECORDS];
+	int ret = mx_locate(pkt, idx, mx);
+	if (ret != KNOT_EOK) {
+		return ret;
 	}
 
 	const knot_rdata_t *rd[MXP_MAX_RECORDS];
@@ -344,7 +356,22 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 	}
 	rr->ttl = ttl;
 
-	int ret = rewrite_set_rrsig_ttl(pkt, idx, ttl);
+	ret = rewrite_set_rrsig_ttl(pkt, idx, ttl);
+	if (ret != KNOT_EOK || !cap_glue) {
+		return ret;
+	}
+	return cap_glue_ttl(pkt, &rr->rrs, mx, n, ttl);
+}
+
+int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+{
+	knot_rrset_t *rr = &pkt->rr[idx];
+	const uint16_t n = rr->rrs.count;
+	if (n == 0 || n > MXP_MAX_RECORDS) {
+		return KNOT_EINVAL;
+	}
+	mx_wire_t mx[MXP_MAX_RECORDS];
+	int ret = mx_locate(pkt, idx, mx);
 	if (ret != KNOT_EOK) {
 		return ret;
 	}

@@ -49,10 +49,12 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl);
 
 /*!
  * \brief Apply a plan that leaves no record out in place: new preferences
- *        and TTL written over the MX records on the wire, RRSIG TTLs set to
- *        the set's TTL, exchanger glue TTLs capped at it. Wire order stays.
+ *        and TTL written over the MX records on the wire, the TTL of their
+ *        RRSIGs set to the set's and, with cap_glue, the exchangers' glue
+ *        capped at it (see rewrite_cap_glue_ttl()). Wire order stays.
  *
- * Costs a fraction of a full rewrite; for plans whose effect is carried by
+ * Costs a fraction of a full rewrite and changes no size, so it can even be
+ * applied to a finished response; for plans whose effect is carried by
  * preference values (senders sort by preference, not by wire order).
  *
  * \retval KNOT_EOK
@@ -60,7 +62,14 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl);
  *                      nothing was changed, use rewrite_mx_answer().
  * \retval KNOT_EMALF   The written rrset could not be parsed; nothing changed.
  */
-int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl);
+int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl,
+                        bool cap_glue);
+
+/*!
+ * \brief Cap, in place, the TTL of the A/AAAA (+RRSIG) in the additional
+ *        section that belong to the exchangers of the MX set pkt->rr[idx].
+ */
+int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl);
 
 /*!
  * \brief Build the MX rdataset of a plan: records in slot order, each with

@@ -13,58 +13,58 @@ import knotharness  # noqa: E402
 
 
 def _module_problem():
-	so = knotharness.module_path()
-	if not so.exists():
-		return "skip", "module not built: %s does not exist (set MXPOLICY_MODULE)" % so
-	inst = knotharness.installed_copy()
-	if inst is not None:
-		return "fail", ("an installed copy of the module exists at %s: Debian's knotd auto-loads "
-		                "it, so loading %s too fails with 'duplicate module' (or tests the wrong "
-		                "copy). Remove the installed copy to run the integration tests." % (inst, so))
-	return None, None
+    so = knotharness.module_path()
+    if not so.exists():
+        return "skip", "module not built: %s does not exist (set MXPOLICY_MODULE)" % so
+    inst = knotharness.installed_copy()
+    if inst is not None:
+        return "fail", ("an installed copy of the module exists at %s: Debian's knotd auto-loads "
+                        "it, so loading %s too fails with 'duplicate module' (or tests the wrong "
+                        "copy). Remove the installed copy to run the integration tests." % (inst, so))
+    return None, None
 
 
 @pytest.fixture(scope="session")
 def module_so():
-	"""Path of the built module; skips when not built, fails on an installed copy."""
-	kind, why = _module_problem()
-	if kind == "skip":
-		pytest.skip(why)
-	if kind == "fail":
-		pytest.fail(why, pytrace=False)
-	return knotharness.module_path()
+    """Path of the built module; skips when not built, fails on an installed copy."""
+    kind, why = _module_problem()
+    if kind == "skip":
+        pytest.skip(why)
+    if kind == "fail":
+        pytest.fail(why, pytrace=False)
+    return knotharness.module_path()
 
 
 @pytest.fixture
 def knot_factory(request):
-	"""Create Knot instances that are always stopped and removed afterwards."""
-	made = []
+    """Create Knot instances that are always stopped and removed afterwards."""
+    made = []
 
-	def make(*args, start=True, **kwargs):
-		k = knotharness.Knot(*args, **kwargs)
-		made.append(k)
-		if start:
-			k.start()
-		return k
+    def make(*args, start=True, **kwargs):
+        k = knotharness.Knot(*args, **kwargs)
+        made.append(k)
+        if start:
+            k.start()
+        return k
 
-	yield make
-	for k in made:
-		k.cleanup()
+    yield make
+    for k in made:
+        k.cleanup()
 
 
 
 @pytest.fixture(scope="module")
 def mknot_factory(request):
-	"""Module-scoped variant of knot_factory."""
-	made = []
+    """Module-scoped variant of knot_factory."""
+    made = []
 
-	def make(*args, start=True, **kwargs):
-		k = knotharness.Knot(*args, **kwargs)
-		made.append(k)
-		if start:
-			k.start()
-		return k
+    def make(*args, start=True, **kwargs):
+        k = knotharness.Knot(*args, **kwargs)
+        made.append(k)
+        if start:
+            k.start()
+        return k
 
-	yield make
-	for k in made:
-		k.cleanup()
+    yield make
+    for k in made:
+        k.cleanup()
