@@ -274,6 +274,14 @@ Try:
   kdig @127.0.0.1 -p $PORT mail-alias.example.com MX
   for i in \$(seq 100); do kdig @127.0.0.1 -p $PORT +short example.com MX | head -n 1; done | sort | uniq -c
   knotc -c $CONF zone-stats example.com mod-mxpolicy
+
+Exchanger health (server-wide, every zone at once):
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock status
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock down mx1.example.com --reason test --for 10m
+  kdig @127.0.0.1 -p $PORT example.com MX
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock drain mx2.example.com
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock status mx1.example.com
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock auto mx1.example.com
 EOF
 }
 

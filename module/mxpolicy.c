@@ -23,9 +23,12 @@
 #include <knot/module.h>
 
 #include "conf.h"
+#include "control.h"
 #include "policy.h"
+#include "registry.h"
 #include "rewrite.h"
 #include "rng.h"
+#include "seen.h"
 #include "setcache.h"
 #include "txtclass.h"
 
@@ -41,6 +44,12 @@
 #define MOD_ALL_DOWN       "\x08""all-down"
 #define MOD_TIER_FAILOVER  "\x0d""tier-failover"
 #define MOD_BYPASS         "\x06""bypass"
+#define MOD_CONTROL_SOCKET "\x0e""control-socket"
+#define MOD_STATE_FILE     "\x0a""state-file"
+
+#define MOD_SECTION        "\x0c""mod-mxpolicy"
+/*! Reserved id of the entry that holds the server-wide items. */
+#define SERVER_ID          "server"
 
 typedef enum {
 	TXT_EMAIL = 0,
@@ -95,6 +104,8 @@ const yp_item_t mxpolicy_conf[] = {
 	{ MOD_ALL_DOWN,       YP_TOPT,  YP_VOPT = { all_down_opts, MXP_ALLDOWN_SERVE_ALL } },
 	{ MOD_TIER_FAILOVER,  YP_TBOOL, YP_VNONE },
 	{ MOD_BYPASS,         YP_TNET,  YP_VNONE, YP_FMULTI },
+	{ MOD_CONTROL_SOCKET, YP_TSTR,  YP_VNONE },
+	{ MOD_STATE_FILE,     YP_TSTR,  YP_VNONE },
 	{ NULL }
 };
 
@@ -124,8 +135,28 @@ static int check_entry(knotd_conf_t weights, uint32_t ttl_min, uint32_t ttl_max,
 	return ret;
 }
 
+static bool is_server_id(const uint8_t *id, size_t len)
+{
+	/* String ids come with their terminating NUL. */
+	size_t n = strlen(SERVER_ID);
+	return (len == n || (len == n + 1 && id[n] == '\0')) && memcmp(id, SERVER_ID, n) == 0;
+}
+
 static int mxpolicy_conf_check(knotd_conf_check_args_t *args)
 {
+	if (!is_server_id(args->id, args->id_len)) {
+		static const char *server_items[] = { MOD_CONTROL_SOCKET, MOD_STATE_FILE };
+		for (size_t i = 0; i < sizeof(server_items) / sizeof(*server_items); i++) {
+			knotd_conf_t val = knotd_conf_check_item(args, (const yp_name_t *)server_items[i]);
+			if (val.count > 0) {
+				snprintf(check_err, sizeof(check_err), "'%s' is server-wide, set it on "
+				         "the entry with id '%s'", server_items[i] + 1, SERVER_ID);
+				args->err_str = check_err;
+				return KNOT_EINVAL;
+			}
+		}
+	}
+
 	knotd_conf_t weights = knotd_conf_check_item(args, MOD_WEIGHT);
 	knotd_conf_t ttl_min = knotd_conf_check_item(args, MOD_TTL_MIN);
 	knotd_conf_t ttl_max = knotd_conf_check_item(args, MOD_TTL_MAX);
@@ -170,6 +201,7 @@ typedef struct {
 	mxp_weight_entry_t *weights;
 	size_t weight_count;
 	uint64_t tag;          /*!< Never reused: keys this instance's set cache entries. */
+	bool control;          /*!< Holds a reference on the control thread. */
 	knotd_conf_t bypass;
 } mxpolicy_ctx_t;
 
@@ -199,6 +231,7 @@ typedef struct {
 	mxp_rng_t rng;
 	setcache_t cache;
 	mxp_plan_t plan;            /*!< The current answer's plan (too big for the stack). */
+	setcache_entry_t uncached;  /*!< Weights and states of a set too large to cache. */
 	const knot_pkt_t *seen_pkt; /*!< Response the ADDITIONAL hook handled. */
 	uint64_t seen_tag;          /*!< Instance that handled it. */
 } __attribute__((aligned(64))) thread_slot_t;
@@ -207,6 +240,11 @@ static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static thread_slot_t *thread_slots;
 static unsigned thread_slot_count;
 static atomic_uint_fast64_t instance_tags;
+
+static setcache_t *worker_cache(unsigned worker)
+{
+	return &thread_slots[worker].cache;
+}
 
 static int thread_slots_init(knotd_mod_t *mod)
 {
@@ -229,6 +267,7 @@ static int thread_slots_init(knotd_mod_t *mod)
 		if (ret == KNOT_EOK) {
 			thread_slots = slots;
 			thread_slot_count = threads;
+			seen_set_source(worker_cache, threads);
 		} else {
 			free(slots);
 		}
@@ -330,6 +369,10 @@ static bool zone_signed(knotd_qdata_t *qdata)
 static void process_txt(mxpolicy_ctx_t *ctx, knot_pkt_t *pkt, knotd_qdata_t *qdata,
                         knotd_mod_t *mod)
 {
+	const registry_snap_t *snap = registry_current();
+	if (snap != NULL && snap->suspend.on) {
+		return;
+	}
 	int idx = rewrite_find_answer(pkt, KNOT_RRTYPE_TXT);
 	if (idx < 0) {
 		return;
@@ -367,6 +410,20 @@ static void count_mx_answer(knotd_mod_t *mod, unsigned thr, const mxp_plan_t *pl
 	}
 }
 
+/* Count the answer for `status`: which records had the best preference in it. */
+static void count_served(setcache_entry_t *entry, const mxp_plan_t *plan)
+{
+	bool best[MXP_MAX_RECORDS] = { false };
+	uint32_t min = UINT32_MAX;
+	for (uint16_t s = 0; s < plan->count; s++) {
+		min = plan->slots[s].pref < min ? plan->slots[s].pref : min;
+	}
+	for (uint16_t s = 0; s < plan->count; s++) {
+		best[plan->slots[s].idx] = (plan->slots[s].pref == min);
+	}
+	setcache_count(entry, best);
+}
+
 /* Where a hook runs: the rewrite it may do depends on what knotd has written. */
 typedef enum {
 	AT_ADDITIONAL, /*!< Every section written, OPT and TSIG not yet: anything goes. */
@@ -394,19 +451,31 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 		return state;
 	}
 
-	/* Weights depend only on the configuration and the rdata: cached per thread. */
-	const uint16_t *weights = setcache_get(&slot->cache, ctx->tag, &zone_mx);
-	uint16_t resolved[MXP_MAX_RECORDS];
-	if (weights == NULL) {
-		uint16_t *fill = setcache_put(&slot->cache, ctx->tag, &zone_mx);
+	/* knotd holds the RCU read lock for the whole query: the snapshot stays valid. */
+	const registry_snap_t *snap = registry_current();
+	if (snap != NULL && snap->suspend.on) {
+		return state;  /* Suspended by the operator: every answer as the zone has it. */
+	}
+	uint64_t generation = snap != NULL ? snap->generation : 0;
+
+	/*
+	 * Weights and states depend only on the configuration, the registry
+	 * snapshot and the rdata: resolved once, then cached per thread.
+	 */
+	setcache_entry_t *known = setcache_get(&slot->cache, ctx->tag, generation, &zone_mx);
+	if (known == NULL) {
+		setcache_entry_t *fill = setcache_put(&slot->cache, ctx->tag, generation, &zone_mx);
 		if (fill == NULL) {
-			fill = resolved;
+			fill = &slot->uncached;  /* Too large to cache: resolved, not remembered. */
 		}
 		knot_rdata_t *rd = zone_mx.rdata;
 		for (uint16_t i = 0; i < zone_mx.count; i++, rd = knot_rdataset_next(rd)) {
-			fill[i] = exchanger_weight(ctx, rd->data + 2);
+			const mxp_exchanger_t *ex = registry_find(snap, rd->data + 2);
+			fill->weight[i] = (ex != NULL && ex->weight != MXP_WEIGHT_NONE) ?
+			                  ex->weight : exchanger_weight(ctx, rd->data + 2);
+			fill->state[i] = registry_effective(ex);
 		}
-		weights = fill;
+		known = fill;
 	}
 
 	mxp_record_t recs[MXP_MAX_RECORDS];
@@ -414,8 +483,8 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	for (uint16_t i = 0; i < zone_mx.count; i++, rd = knot_rdataset_next(rd)) {
 		recs[i].pref = knot_wire_read_u16(rd->data);
 		recs[i].null_mx = (rd->data[2] == 0);
-		recs[i].weight = weights[i];
-		recs[i].state = MXP_STATE_UP;
+		recs[i].weight = known->weight[i];
+		recs[i].state = known->state[i];
 		recs[i].hash = 0;
 	}
 
@@ -451,6 +520,9 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	}
 	if (plan->all_down) {
 		knotd_mod_stats_incr(mod, thr, CTR_ALL_DOWN, 0, 1);
+	}
+	if (known != &slot->uncached) {
+		count_served(known, plan);
 	}
 	if (plan->kind == MXP_PLAN_SERVFAIL) {
 		qdata->rcode = KNOT_RCODE_SERVFAIL;
@@ -575,6 +647,10 @@ static void ctx_free(mxpolicy_ctx_t *ctx)
 	if (ctx == NULL) {
 		return;
 	}
+	if (ctx->control) {
+		seen_instance_remove(ctx->tag);
+		control_release();
+	}
 	knotd_conf_free(&ctx->bypass);
 	free(ctx->weights);
 	free(ctx);
@@ -626,6 +702,44 @@ static int load_weights(knotd_mod_t *mod, mxpolicy_ctx_t *ctx)
 	return KNOT_EOK;
 }
 
+/* A server-wide path: the 'server' entry's item, else a file in a knotd directory. */
+static void server_path(knotd_mod_t *mod, const yp_name_t *item, const yp_name_t *dir_section,
+                        const yp_name_t *dir_item, const char *file, char *out, size_t len)
+{
+	knotd_conf_t id = { .single.data = (const uint8_t *)SERVER_ID,
+	                    .single.data_len = strlen(SERVER_ID) + 1 };
+	knotd_conf_t val = knotd_conf(mod, MOD_SECTION, item, &id);
+	if (val.count > 0 && val.single.string != NULL && *val.single.string != '\0') {
+		snprintf(out, len, "%s", val.single.string);
+		return;
+	}
+	knotd_conf_t dir = knotd_conf(mod, dir_section, dir_item, NULL);
+	const char *base = (dir.count > 0 || dir.single.string != NULL) ? dir.single.string : NULL;
+	snprintf(out, len, "%s/%s", base != NULL ? base : ".", file);
+}
+
+static int start_control(knotd_mod_t *mod)
+{
+	control_conf_t conf;
+	server_path(mod, MOD_CONTROL_SOCKET, (const yp_name_t *)"\x06""server",
+	            (const yp_name_t *)"\x06""rundir", "mxpolicy.sock",
+	            conf.socket_path, sizeof(conf.socket_path));
+	server_path(mod, MOD_STATE_FILE, (const yp_name_t *)"\x08""database",
+	            (const yp_name_t *)"\x07""storage", "mxpolicy.state",
+	            conf.state_path, sizeof(conf.state_path));
+
+	if (!control_same_conf(&conf)) {
+		knotd_mod_log(mod, LOG_WARNING, "control-socket or state-file changed: "
+		              "takes effect after a knotd restart");
+	}
+	char err[512] = "";
+	int ret = control_acquire(&conf, err, sizeof(err));
+	if (ret != KNOT_EOK) {
+		knotd_mod_log(mod, LOG_ERR, "failed to start the control socket (%s)", err);
+	}
+	return ret;
+}
+
 int mxpolicy_load(knotd_mod_t *mod)
 {
 	pthread_once(&secrets_once, secrets_init);
@@ -660,6 +774,17 @@ int mxpolicy_load(knotd_mod_t *mod)
 	ctx->bypass = knotd_conf_mod(mod, MOD_BYPASS);
 
 	ret = load_weights(mod, ctx);
+	if (ret == KNOT_EOK) {
+		ret = start_control(mod);
+		ctx->control = (ret == KNOT_EOK);
+	}
+	if (ret == KNOT_EOK) {
+		char zone[KNOT_DNAME_TXT_MAXLEN + 1] = "";
+		if (knotd_mod_zone(mod) != NULL) {
+			(void)knot_dname_to_str(zone, knotd_mod_zone(mod), sizeof(zone));
+		}
+		seen_instance_add(ctx->tag, zone);
+	}
 	if (ret == KNOT_EOK) {
 		ret = load_sticky_key(mod, ctx);
 	}

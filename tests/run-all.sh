@@ -140,6 +140,7 @@ if [ "$BUILD_OK" = 1 ]; then
 	make -j"$JOBS" || BUILD_OK=0
 fi
 MODULE_SO="$SRCDIR/module/.libs/mxpolicy.so"
+MXPOLICYCTL="$SRCDIR/tools/mxpolicyctl"
 if [ "$BUILD_OK" = 1 ] && [ ! -f "$MODULE_SO" ]; then
 	echo "the build did not produce $MODULE_SO"
 	BUILD_OK=0
@@ -205,8 +206,9 @@ else
 		echo "Remove it (make uninstall) and run the tests again."
 		stage_failed "integration: an installed mxpolicy.so shadows the build tree's module"
 	else
-		echo "+ MXPOLICY_MODULE=$MODULE_SO $PYTHON3 -m pytest -q tests/integration"
-		MXPOLICY_MODULE="$MODULE_SO" "$PYTHON3" -m pytest -q tests/integration 2>&1 \
+		echo "+ MXPOLICY_MODULE=$MODULE_SO MXPOLICYCTL=$MXPOLICYCTL $PYTHON3 -m pytest -q tests/integration"
+		MXPOLICY_MODULE="$MODULE_SO" MXPOLICYCTL="$MXPOLICYCTL" \
+			"$PYTHON3" -m pytest -q tests/integration 2>&1 \
 			| tee "$LOGDIR/pytest.log"
 		rc=${PIPESTATUS[0]}
 		# Summary line, e.g. "3 failed, 40 passed, 2 skipped, 1 error in 12.3s".

@@ -35,6 +35,15 @@ def module_so():
     return knotharness.module_path()
 
 
+@pytest.fixture(scope="session")
+def mxpolicyctl(module_so):
+    """Path of the built mxpolicyctl (MXPOLICYCTL); skips when not built."""
+    ctl = knotharness.mxpolicyctl_path()
+    if not os.access(ctl, os.X_OK):
+        pytest.skip("mxpolicyctl not built: %s is not executable (set MXPOLICYCTL)" % ctl)
+    return ctl
+
+
 @pytest.fixture
 def knot_factory(request):
     """Create Knot instances that are always stopped and removed afterwards."""

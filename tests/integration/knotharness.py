@@ -12,8 +12,10 @@ parse with dnspython, but gives wrong names).
 """
 
 import base64
+import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -39,6 +41,12 @@ DEFAULT_MODULE = REPO / "module" / ".libs" / "mxpolicy.so"
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 KDIG = shutil.which("kdig") or "/usr/bin/kdig"
+
+
+def mxpolicyctl_path():
+    """The mxpolicyctl under test (MXPOLICYCTL or the build tree)."""
+    env = os.environ.get("MXPOLICYCTL")
+    return Path(env).resolve() if env else REPO / "tools" / "mxpolicyctl"
 
 MOD = "mod-mxpolicy"
 
@@ -433,11 +441,16 @@ class Knot:
             are added unless the body has its own SOA)}
     instances: {instance id: {item: value or list}}
     zone_modules: {zone name: instance id (or list of module refs)}
+    control_socket, state_file: items of the reserved 'server' entry of the
+            mod-mxpolicy section (written only when given; the module's
+            defaults are <rundir>/mxpolicy.sock and <storage>/mxpolicy.state,
+            both in the temporary directory)
     """
 
     def __init__(self, zones, instances=None, zone_modules=None, with_module=True,
                  module_file=None, ecs=False, udp_max_payload=None, tsig_keys=None,
-                 zone_extra=None, server_extra=None, extra_conf="", default_ttl=300):
+                 zone_extra=None, server_extra=None, extra_conf="", default_ttl=300,
+                 control_socket=None, state_file=None):
         self.zones = {fqdn(z): body for z, body in zones.items()}
         self.instances = instances or {}
         self.zone_modules = {fqdn(z): m for z, m in (zone_modules or {}).items()}
@@ -450,6 +463,8 @@ class Knot:
         self.server_extra = server_extra or {}
         self.extra_conf = extra_conf
         self.default_ttl = default_ttl
+        self.control_socket = control_socket
+        self.state_file = state_file
         self.dir = Path(tempfile.mkdtemp(prefix="kmx-"))
         self.conf = self.dir / "knot.conf"
         self.logfile = self.dir / "knotd.log"
@@ -498,9 +513,18 @@ class Knot:
         if self.with_module:
             c += "\nmodule:\n  - id: \"%s\"\n" % MOD
             c += _item("file", str(self.module_file), "    ")
-            if self.instances:
+            instances = dict(self.instances)
+            server = {}
+            if self.control_socket is not None:
+                server["control-socket"] = str(self.control_socket)
+            if self.state_file is not None:
+                server["state-file"] = str(self.state_file)
+            if server:
+                server.update(instances.pop("server", {}))
+                instances = dict([("server", server)] + list(instances.items()))
+            if instances:
                 c += "\n%s:\n" % MOD
-                for iid, items in self.instances.items():
+                for iid, items in instances.items():
                     c += "  - id: %s\n" % _q(iid)
                     for k, v in items.items():
                         c += _item(k, v, "    ")
@@ -573,6 +597,77 @@ class Knot:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def restart(self, timeout=10.0):
+        """Stop knotd cleanly and start it again on the same directory (state,
+        zones, log and configuration are kept; the port may change)."""
+        self.stop()
+        return self.start(timeout)
+
+    def kill9(self):
+        """SIGKILL knotd (no cleanup at all: the socket file, the pid file and
+        any temporary files stay); start() brings it back on the same directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        if self._log_fh:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def kill9_restart(self, timeout=10.0):
+        self.kill9()
+        return self.start(timeout)
+
+    # ------------------------------------------------------- control socket
+    @property
+    def socket_path(self):
+        """Path of the module's control socket."""
+        return Path(self.control_socket) if self.control_socket is not None else self.dir / "mxpolicy.sock"
+
+    @property
+    def state_path(self):
+        """Path of the module's state file."""
+        return Path(self.state_file) if self.state_file is not None else self.dir / "mxpolicy.state"
+
+    def ctl(self, *args, prefix=None, env=None, timeout=20, socket_path=None):
+        """Run mxpolicyctl -s <socket> ARGS; return (rc, stdout, stderr) as text.
+
+        prefix: argv to run it under (e.g. setpriv ...); env: extra environment."""
+        e = {k: v for k, v in os.environ.items() if not k.startswith("MXPOLICYCTL")}
+        e.update(env or {})
+        sock = str(socket_path if socket_path is not None else self.socket_path)
+        argv = list(prefix or []) + [str(mxpolicyctl_path()), "-s", sock] + [str(a) for a in args]
+        p = subprocess.run(argv, capture_output=True, env=e, timeout=timeout)
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"))
+
+    def ctl_ok(self, *args, **kwargs):
+        """mxpolicyctl that must succeed; returns its stdout."""
+        rc, out, err = self.ctl(*args, **kwargs)
+        assert rc == 0, ("mxpolicyctl %s failed (%d)\nstdout: %s\nstderr: %s\nlog:\n%s"
+                         % (" ".join(map(str, args)), rc, out, err, self.log_tail()))
+        return out
+
+    def ctl_json(self, *args, **kwargs):
+        """mxpolicyctl ARGS --json, parsed."""
+        out = self.ctl_ok(*(list(args) + ["--json"]), **kwargs)
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise AssertionError("mxpolicyctl %s --json printed no valid JSON (%s):\n%s"
+                                 % (" ".join(map(str, args)), e, out))
+
+    def wait_log(self, needle, timeout=5.0, start=0):
+        """Wait until the log (from offset start) contains needle; return the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if needle in text[start:]:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError("log has no %r within %.1f s; tail:\n%s"
+                                     % (needle, timeout, self.log_tail()))
+            time.sleep(0.05)
 
     def reload(self):
         self.write(self.port)

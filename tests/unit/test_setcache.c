@@ -50,15 +50,19 @@ static void test_miss_then_hit(void **state)
 	knot_rrset_t rr;
 	make_set(&rr, 3, 1);
 
-	assert_null(setcache_get(c, 7, &rr.rrs));
-	uint16_t *w = setcache_put(c, 7, &rr.rrs);
+	assert_null(setcache_get(c, 7, 1, &rr.rrs));
+	setcache_entry_t *w = setcache_put(c, 7, 1, &rr.rrs);
 	assert_non_null(w);
-	fill(w, 3, 100);
+	fill(w->weight, 3, 100);
+	w->state[1] = 2;
 
-	const uint16_t *got = setcache_get(c, 7, &rr.rrs);
+	const setcache_entry_t *got = setcache_get(c, 7, 1, &rr.rrs);
 	assert_non_null(got);
-	assert_int_equal(got[0], 100);
-	assert_int_equal(got[2], 102);
+	assert_int_equal(got->weight[0], 100);
+	assert_int_equal(got->weight[2], 102);
+	assert_int_equal(got->state[1], 2);
+	/* A new registry generation is a miss: states may have changed. */
+	assert_null(setcache_get(c, 7, 2, &rr.rrs));
 
 	knot_rrset_clear(&rr, NULL);
 	free(c);
@@ -75,12 +79,12 @@ static void test_key_is_tag_and_bytes(void **state)
 	assert_ptr_not_equal(a.rrs.rdata, same.rrs.rdata);
 	assert_int_equal(a.rrs.size, other.rrs.size);
 
-	fill(setcache_put(c, 7, &a.rrs), 3, 1);
-	assert_non_null(setcache_get(c, 7, &same.rrs));
-	assert_null(setcache_get(c, 8, &a.rrs));      /* Other instance. */
-	assert_null(setcache_get(c, 7, &other.rrs));  /* Other set. */
-	assert_null(setcache_get(c, 0, &a.rrs));      /* Tag 0 is never cached. */
-	assert_null(setcache_put(c, 0, &a.rrs));
+	fill(setcache_put(c, 7, 1, &a.rrs)->weight, 3, 1);
+	assert_non_null(setcache_get(c, 7, 1, &same.rrs));
+	assert_null(setcache_get(c, 8, 1, &a.rrs));      /* Other instance. */
+	assert_null(setcache_get(c, 7, 1, &other.rrs));  /* Other set. */
+	assert_null(setcache_get(c, 0, 1, &a.rrs));      /* Tag 0 is never cached. */
+	assert_null(setcache_put(c, 0, 1, &a.rrs));
 
 	knot_rrset_clear(&a, NULL);
 	knot_rrset_clear(&same, NULL);
@@ -95,8 +99,8 @@ static void test_large_set_not_cached(void **state)
 	knot_rrset_t rr;
 	make_set(&rr, 60, 1000);  /* ~60 * 17 bytes > SETCACHE_MAX_RDATA */
 	assert_true(rr.rrs.size > SETCACHE_MAX_RDATA);
-	assert_null(setcache_put(c, 7, &rr.rrs));
-	assert_null(setcache_get(c, 7, &rr.rrs));
+	assert_null(setcache_put(c, 7, 1, &rr.rrs));
+	assert_null(setcache_get(c, 7, 1, &rr.rrs));
 	knot_rrset_clear(&rr, NULL);
 	free(c);
 }
@@ -108,14 +112,14 @@ static void test_eviction_round_robin(void **state)
 	knot_rrset_t sets[SETCACHE_WAYS + 1];
 	for (unsigned i = 0; i <= SETCACHE_WAYS; i++) {
 		make_set(&sets[i], 1, 10 * (i + 1));
-		fill(setcache_put(c, 7, &sets[i].rrs), 1, i);
+		fill(setcache_put(c, 7, 1, &sets[i].rrs)->weight, 1, i);
 	}
 	/* The oldest entry made room for the newest; the others stay. */
-	assert_null(setcache_get(c, 7, &sets[0].rrs));
+	assert_null(setcache_get(c, 7, 1, &sets[0].rrs));
 	for (unsigned i = 1; i <= SETCACHE_WAYS; i++) {
-		const uint16_t *w = setcache_get(c, 7, &sets[i].rrs);
+		const setcache_entry_t *w = setcache_get(c, 7, 1, &sets[i].rrs);
 		assert_non_null(w);
-		assert_int_equal(w[0], i);
+		assert_int_equal(w->weight[0], i);
 	}
 	for (unsigned i = 0; i <= SETCACHE_WAYS; i++) {
 		knot_rrset_clear(&sets[i], NULL);

@@ -1,0 +1,245 @@
+/*  Copyright (C) 2026 knot-mxpolicy authors
+ *  SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "seen.h"
+
+typedef struct {
+	uint64_t tag;
+	char zone[KNOT_DNAME_TXT_MAXLEN + 1];
+} instance_t;
+
+static struct {
+	pthread_mutex_t lock;   /*!< Guards the instances and the source. */
+	instance_t *instances;
+	size_t ninstances;
+	seen_cache_fn cache_of;
+	unsigned workers;
+
+	/* Control thread only. */
+	seen_set_t **sets;
+	size_t nsets;
+	setcache_view_t *last;  /*!< Last view of each worker's cache entry. */
+	bool *last_ok;
+	unsigned last_workers;
+} seen = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void seen_set_source(seen_cache_fn cache_of, unsigned workers)
+{
+	pthread_mutex_lock(&seen.lock);
+	seen.cache_of = cache_of;
+	seen.workers = workers;
+	pthread_mutex_unlock(&seen.lock);
+}
+
+void seen_instance_add(uint64_t tag, const char *zone)
+{
+	pthread_mutex_lock(&seen.lock);
+	instance_t *grown = realloc(seen.instances, (seen.ninstances + 1) * sizeof(*grown));
+	if (grown != NULL) {
+		seen.instances = grown;
+		grown[seen.ninstances].tag = tag;
+		snprintf(grown[seen.ninstances].zone, sizeof(grown->zone), "%s", zone);
+		seen.ninstances++;
+	}
+	pthread_mutex_unlock(&seen.lock);
+}
+
+void seen_instance_remove(uint64_t tag)
+{
+	pthread_mutex_lock(&seen.lock);
+	for (size_t i = 0; i < seen.ninstances; i++) {
+		if (seen.instances[i].tag == tag) {
+			seen.instances[i] = seen.instances[--seen.ninstances];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&seen.lock);
+}
+
+/* FNV-1a over the zone name and the rdata: a quick first comparison. */
+static uint64_t set_hash(const char *zone, const uint8_t *rdata, size_t size)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const char *p = zone; *p != '\0'; p++) {
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+	}
+	for (size_t i = 0; i < size; i++) {
+		h = (h ^ rdata[i]) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static void set_free(seen_set_t *set)
+{
+	if (set != NULL) {
+		free(set->rrs.rdata);
+		free(set->first);
+		free(set);
+	}
+}
+
+static void set_remove(size_t i)
+{
+	set_free(seen.sets[i]);
+	seen.sets[i] = seen.sets[--seen.nsets];
+}
+
+static seen_set_t *set_get(const char *zone, const setcache_view_t *v, int64_t now)
+{
+	uint64_t h = set_hash(zone, v->rdata, v->size);
+	for (size_t i = 0; i < seen.nsets; i++) {
+		seen_set_t *s = seen.sets[i];
+		if (s->hash == h && s->rrs.size == v->size && s->rrs.count == v->count &&
+		    strcmp(s->zone, zone) == 0 && memcmp(s->rrs.rdata, v->rdata, v->size) == 0) {
+			return s;
+		}
+	}
+
+	if (seen.sets == NULL) {
+		seen.sets = calloc(SEEN_MAX_SETS, sizeof(*seen.sets));
+		if (seen.sets == NULL) {
+			return NULL;
+		}
+	}
+	if (seen.nsets == SEEN_MAX_SETS) {
+		size_t oldest = 0;
+		for (size_t i = 1; i < seen.nsets; i++) {
+			if (seen.sets[i]->last_seen < seen.sets[oldest]->last_seen) {
+				oldest = i;
+			}
+		}
+		set_remove(oldest);
+	}
+
+	seen_set_t *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		return NULL;
+	}
+	s->rrs.rdata = malloc(v->size);
+	s->first = calloc(v->count, sizeof(*s->first));
+	if (s->rrs.rdata == NULL || s->first == NULL) {
+		set_free(s);
+		return NULL;
+	}
+	memcpy(s->rrs.rdata, v->rdata, v->size);
+	s->rrs.size = v->size;
+	s->rrs.count = v->count;
+	s->hash = h;
+	s->last_seen = now;
+	snprintf(s->zone, sizeof(s->zone), "%s", zone);
+	seen.sets[seen.nsets++] = s;
+	return s;
+}
+
+static const char *instance_zone(uint64_t tag)
+{
+	for (size_t i = 0; i < seen.ninstances; i++) {
+		if (seen.instances[i].tag == tag) {
+			return seen.instances[i].zone;
+		}
+	}
+	return NULL;
+}
+
+void seen_harvest(int64_t now)
+{
+	pthread_mutex_lock(&seen.lock);
+	if (seen.cache_of == NULL) {
+		pthread_mutex_unlock(&seen.lock);
+		return;
+	}
+	if (seen.last == NULL || seen.last_workers != seen.workers) {
+		free(seen.last);
+		free(seen.last_ok);
+		size_t n = (size_t)seen.workers * SETCACHE_WAYS;
+		seen.last = calloc(n, sizeof(*seen.last));
+		seen.last_ok = calloc(n, sizeof(*seen.last_ok));
+		seen.last_workers = seen.workers;
+		if (seen.last == NULL || seen.last_ok == NULL) {
+			free(seen.last);
+			free(seen.last_ok);
+			seen.last = NULL;
+			seen.last_ok = NULL;
+			pthread_mutex_unlock(&seen.lock);
+			return;
+		}
+	}
+
+	setcache_view_t view;
+	for (unsigned w = 0; w < seen.workers; w++) {
+		const setcache_t *cache = seen.cache_of(w);
+		for (unsigned way = 0; way < SETCACHE_WAYS; way++) {
+			if (!setcache_read(&cache->entry[way], &view)) {
+				continue;
+			}
+			size_t at = (size_t)w * SETCACHE_WAYS + way;
+			setcache_view_t *prev = &seen.last[at];
+			/* Same entry as last time: count the growth; a new one: all of it. */
+			bool same = seen.last_ok[at] && prev->seq == view.seq && prev->tag == view.tag;
+			uint32_t answers = view.answers - (same ? prev->answers : 0);
+			const char *zone = answers > 0 ? instance_zone(view.tag) : NULL;
+			seen_set_t *set = zone != NULL ? set_get(zone, &view, now) : NULL;
+			if (set != NULL) {
+				set->answers += answers;
+				set->last_seen = now;
+				for (uint16_t i = 0; i < view.count; i++) {
+					set->first[i] += view.first[i] - (same ? prev->first[i] : 0);
+				}
+			}
+			*prev = view;
+			seen.last_ok[at] = true;
+		}
+	}
+	pthread_mutex_unlock(&seen.lock);
+
+	for (size_t i = 0; i < seen.nsets; ) {
+		if (seen.sets[i]->last_seen + SEEN_MAX_AGE < now) {
+			set_remove(i);
+		} else {
+			i++;
+		}
+	}
+}
+
+size_t seen_count(void)
+{
+	return seen.nsets;
+}
+
+const seen_set_t *seen_get(size_t i)
+{
+	return i < seen.nsets ? seen.sets[i] : NULL;
+}
+
+int seen_find_exchanger(const seen_set_t *set, const knot_dname_t *name)
+{
+	knot_rdata_t *rd = set->rrs.rdata;
+	for (uint16_t i = 0; i < set->rrs.count; i++, rd = knot_rdataset_next(rd)) {
+		if (knot_dname_is_case_equal(rd->data + 2, name)) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+void seen_clear(void)
+{
+	for (size_t i = 0; i < seen.nsets; i++) {
+		set_free(seen.sets[i]);
+	}
+	free(seen.sets);
+	seen.sets = NULL;
+	seen.nsets = 0;
+	pthread_mutex_lock(&seen.lock);
+	free(seen.last);
+	free(seen.last_ok);
+	seen.last = NULL;
+	seen.last_ok = NULL;
+	pthread_mutex_unlock(&seen.lock);
+}
