@@ -410,20 +410,6 @@ static void count_mx_answer(knotd_mod_t *mod, unsigned thr, const mxp_plan_t *pl
 	}
 }
 
-/* Count the answer for `status`: which records had the best preference in it. */
-static void count_served(setcache_entry_t *entry, const mxp_plan_t *plan)
-{
-	bool best[MXP_MAX_RECORDS] = { false };
-	uint32_t min = UINT32_MAX;
-	for (uint16_t s = 0; s < plan->count; s++) {
-		min = plan->slots[s].pref < min ? plan->slots[s].pref : min;
-	}
-	for (uint16_t s = 0; s < plan->count; s++) {
-		best[plan->slots[s].idx] = (plan->slots[s].pref == min);
-	}
-	setcache_count(entry, best);
-}
-
 /* Where a hook runs: the rewrite it may do depends on what knotd has written. */
 typedef enum {
 	AT_ADDITIONAL, /*!< Every section written, OPT and TSIG not yet: anything goes. */
@@ -522,7 +508,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 		knotd_mod_stats_incr(mod, thr, CTR_ALL_DOWN, 0, 1);
 	}
 	if (known != &slot->uncached) {
-		count_served(known, plan);
+		setcache_count(known, plan);  /* For `status`: answers, first places. */
 	}
 	if (plan->kind == MXP_PLAN_SERVFAIL) {
 		qdata->rcode = KNOT_RCODE_SERVFAIL;
@@ -538,7 +524,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	if (in_place) {
 		/* Glue never outlives the MX set, even when the set itself is unchanged. */
 		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true) :
-		                rewrite_cap_glue_ttl(pkt, idx, ttl);
+		                rewrite_cap_glue_ttl(pkt, ttl);
 		if (ret == KNOT_EMALF) {
 			knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
 			return state;  /* Nothing was changed: the zone's answer is valid. */

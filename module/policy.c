@@ -223,8 +223,12 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 	plan->all_down = false;
 	plan->null_mx = false;
 	plan->limited = false;
-	plan_unchanged(plan, recs, count);
+	plan->left_out = 0;
+	plan->reordered = false;
+	plan->renumbered = false;
+	plan->kind = MXP_PLAN_UNCHANGED;
 	if (count == 0 || count > MXP_MAX_RECORDS) {
+		plan_unchanged(plan, recs, count);
 		return;
 	}
 
@@ -234,6 +238,7 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 		if (recs[i].null_mx) {
 			plan->null_mx = true;
 			plan->degraded = false;
+			plan_unchanged(plan, recs, count);
 			return;  /* RFC 7505: "no mail" is never rotated or filtered. */
 		}
 		if (recs[i].state != MXP_STATE_UP) {
@@ -393,6 +398,7 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 	if (plan->left_out > 0 || plan->reordered || plan->renumbered) {
 		plan->kind = MXP_PLAN_REWRITE;
 	}
+	/* UNCHANGED plans list every record in zone order with its own preference. */
 }
 
 uint32_t policy_ttl(uint32_t zone_ttl, const mxp_ttl_opts_t *opts, bool degraded,

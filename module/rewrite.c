@@ -238,42 +238,21 @@ typedef struct {
 	uint16_t name_pos;
 } mx_wire_t;
 
-/* Is the owner at wire offset 'pos' a pointer to one of the written exchange names? */
-static bool owner_points_to(const knot_pkt_t *pkt, size_t pos, const mx_wire_t *mx, uint16_t n)
-{
-	const uint8_t *w = pkt->wire + pos;
-	if ((w[0] & 0xc0) != 0xc0) {
-		return false;
-	}
-	uint16_t ptr = ((w[0] & 0x3f) << 8) | w[1];
-	for (uint16_t k = 0; k < n; k++) {
-		if (mx[k].name_pos == ptr) {
-			return true;
-		}
-	}
-	return false;
-}
-
-static int cap_glue_ttl(knot_pkt_t *pkt, const knot_rdataset_t *zone_mx,
-                        const mx_wire_t *mx, uint16_t n, uint32_t ttl)
+/*
+ * knotd fills the additional section of an MX answer only with the glue of
+ * its exchangers (and their RRSIGs), so every address record there is
+ * capped without looking at its owner; lowering the TTL of additional data
+ * is always safe anyway.
+ */
+static int cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)
 {
 	const knot_pktsection_t *add = knot_pkt_section(pkt, KNOT_ADDITIONAL);
-	knot_dname_storage_t owner;
 	for (uint16_t i = add->pos; i < add->pos + add->count; i++) {
 		const knot_rrset_t *rr = &pkt->rr[i];
 		if (!is_address_record(rr) || written_ttl(rr, pkt->rr_info[i].flags) <= ttl) {
 			continue;
 		}
-		/* knotd writes glue owners as pointers to the MX rdata: the cheap check first. */
-		int ret = KNOT_EOK;
-		if (owner_points_to(pkt, pkt->rr_info[i].pos, mx, n)) {
-			ret = patch_ttl(pkt, i, ttl);
-		} else {
-			ret = rewrite_wire_owner(pkt, i, owner);
-			if (ret == KNOT_EOK && in_mx_set(zone_mx, owner)) {
-				ret = patch_ttl(pkt, i, ttl);
-			}
-		}
+		int ret = patch_ttl(pkt, i, ttl);
 		if (ret != KNOT_EOK) {
 			return ret;
 		}
@@ -360,22 +339,12 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 	if (ret != KNOT_EOK || !cap_glue) {
 		return ret;
 	}
-	return cap_glue_ttl(pkt, &rr->rrs, mx, n, ttl);
+	return cap_glue_ttl(pkt, ttl);
 }
 
-int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)
 {
-	knot_rrset_t *rr = &pkt->rr[idx];
-	const uint16_t n = rr->rrs.count;
-	if (n == 0 || n > MXP_MAX_RECORDS) {
-		return KNOT_EINVAL;
-	}
-	mx_wire_t mx[MXP_MAX_RECORDS];
-	int ret = mx_locate(pkt, idx, mx);
-	if (ret != KNOT_EOK) {
-		return ret;
-	}
-	return cap_glue_ttl(pkt, &rr->rrs, mx, n, ttl);
+	return cap_glue_ttl(pkt, ttl);
 }
 
 typedef struct {

@@ -67,9 +67,9 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 
 /*!
  * \brief Cap, in place, the TTL of the A/AAAA (+RRSIG) in the additional
- *        section that belong to the exchangers of the MX set pkt->rr[idx].
+ *        section of an MX answer: knotd puts only exchanger glue there.
  */
-int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl);
+int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl);
 
 /*!
  * \brief Build the MX rdataset of a plan: records in slot order, each with

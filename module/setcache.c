@@ -56,12 +56,16 @@ static inline void bump(_Atomic uint32_t *counter)
 	                      memory_order_relaxed);
 }
 
-void setcache_count(setcache_entry_t *entry, const bool *best)
+void setcache_count(setcache_entry_t *entry, const mxp_plan_t *plan)
 {
 	bump(&entry->answers);
-	for (uint16_t i = 0; i < entry->count; i++) {
-		if (best[i]) {
-			bump(&entry->first[i]);
+	uint32_t best = UINT32_MAX;
+	for (uint16_t s = 0; s < plan->count; s++) {
+		best = plan->slots[s].pref < best ? plan->slots[s].pref : best;
+	}
+	for (uint16_t s = 0; s < plan->count; s++) {
+		if (plan->slots[s].pref == best && plan->slots[s].idx < entry->count) {
+			bump(&entry->first[plan->slots[s].idx]);
 		}
 	}
 }

@@ -66,10 +66,10 @@ setcache_entry_t *setcache_put(setcache_t *cache, uint64_t tag, uint64_t generat
                                const knot_rdataset_t *rrs);
 
 /*!
- * \brief Count one answer given from an entry (owner thread only): 'best'
- *        marks the records that had the best preference in it.
+ * \brief Count one answer given from an entry (owner thread only), and
+ *        the records that had the best preference in it (ties: each).
  */
-void setcache_count(setcache_entry_t *entry, const bool *best);
+void setcache_count(setcache_entry_t *entry, const mxp_plan_t *plan);
 
 /*! What a reader copied out of an entry. */
 typedef struct {
