@@ -349,21 +349,31 @@ static void set_exchangers(strbuf_t *body, const seen_set_t *set, bool json)
 	}
 }
 
-/* Remembered sets using 'name' in which every exchanger is down in 'snap'; listed in body. */
-static size_t sets_all_down(const registry_snap_t *snap, const knot_dname_t *name, strbuf_t *body)
+static bool set_all_down(const seen_set_t *set, const registry_snap_t *snap)
 {
+	knot_rdata_t *rd = set->rrs.rdata;
+	for (uint16_t j = 0; j < set->rrs.count; j++, rd = knot_rdataset_next(rd)) {
+		if (registry_effective(registry_find(snap, rd->data + 2)) != MXP_STATE_DOWN) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Remembered sets using 'name' that 'next' pushes into all-down (sets that
+ * are all down already are no news); listed in body.
+ */
+static size_t sets_all_down(const registry_snap_t *next, const knot_dname_t *name, strbuf_t *body)
+{
+	const registry_snap_t *cur = registry_current();
 	size_t dead = 0;
 	for (size_t i = 0; i < seen_count(); i++) {
 		const seen_set_t *set = seen_get(i);
 		if (seen_find_exchanger(set, name) < 0) {
 			continue;
 		}
-		bool all_down = true;
-		knot_rdata_t *rd = set->rrs.rdata;
-		for (uint16_t j = 0; all_down && j < set->rrs.count; j++, rd = knot_rdataset_next(rd)) {
-			all_down = registry_effective(registry_find(snap, rd->data + 2)) == MXP_STATE_DOWN;
-		}
-		if (all_down) {
+		if (set_all_down(set, next) && !set_all_down(set, cur)) {
 			sb_printf(body, "%s: ", set->zone);
 			set_exchangers(body, set, false);
 			sb_printf(body, "\n");
@@ -543,8 +553,13 @@ static void status_row(strbuf_t *body, const mxp_exchanger_t *e, bool json, bool
 		} else {
 			sb_printf(body, "%d", e->weight);
 		}
-		sb_printf(body, ", \"since\": %lld, \"until\": %lld, \"by\": %u, \"reason\": \"",
-		          (long long)e->since, (long long)e->until, (unsigned)e->uid);
+		sb_printf(body, ", \"since\": %lld, \"until\": %lld, \"by\": ",
+		          (long long)e->since, (long long)e->until);
+		if (e->since != 0) {
+			sb_printf(body, "%u, \"reason\": \"", (unsigned)e->uid);
+		} else {
+			sb_printf(body, "null, \"reason\": \"");  /* Never set by anyone. */
+		}
 		sb_json_str(body, e->reason);
 		sb_printf(body, "\", \"answers\": %llu, \"served_first\": %llu, \"sets\": [",
 		          (unsigned long long)use.answers, (unsigned long long)use.first);
@@ -576,9 +591,15 @@ static void status_row(strbuf_t *body, const mxp_exchanger_t *e, bool json, bool
 	} else {
 		snprintf(share, sizeof(share), "-");
 	}
-	sb_printf(body, "%-32s %-8s %-9s %-6s %-20s %-20s %-6u %-5zu %-6s %s\n", name,
+	char by[16];
+	if (e->since != 0) {
+		snprintf(by, sizeof(by), "%u", (unsigned)e->uid);
+	} else {
+		snprintf(by, sizeof(by), "-");
+	}
+	sb_printf(body, "%-32s %-8s %-9s %-6s %-20s %-20s %-6s %-5zu %-6s %s\n", name,
 	          exchanger_op_name(e->op), eff_name, weight, since, until,
-	          (unsigned)e->uid, use.sets, share, e->reason[0] ? e->reason : "-");
+	          by, use.sets, share, e->reason[0] ? e->reason : "-");
 	if (!with_sets) {
 		return;
 	}
@@ -812,7 +833,12 @@ static void read_client(client_t *c)
 			continue;
 		}
 		if (n <= 0) {
-			client_close(c);  /* Gone before a whole request: nothing to answer. */
+			if (n == 0 && c->len > 0) {
+				/* Half-closed after a partial line: say why nothing was done. */
+				ctl.errors++;
+				reply(c->fd, MXP_PROTO_STATUS_ERROR, "incomplete request (no newline)", NULL);
+			}
+			client_close(c);
 			return;
 		}
 		char *lf = memchr(c->buf + c->len, '\n', n);
@@ -859,8 +885,14 @@ static void *control_main(void *arg)
 		struct pollfd pfd[MXP_PROTO_MAX_CLIENTS + 2];
 		int map[MXP_PROTO_MAX_CLIENTS + 2];
 		nfds_t n = 0;
+		int busy = 0;
+		for (int i = 0; i < MXP_PROTO_MAX_CLIENTS; i++) {
+			busy += clients[i].fd >= 0;
+		}
+		/* With every slot taken, new clients wait in the listen backlog. */
 		pfd[n++] = (struct pollfd){ .fd = ctl.stop_fd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = ctl.listen_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = ctl.listen_fd,
+		                            .events = busy < MXP_PROTO_MAX_CLIENTS ? POLLIN : 0 };
 		for (int i = 0; i < MXP_PROTO_MAX_CLIENTS; i++) {
 			if (clients[i].fd >= 0) {
 				int left = (int)(clients[i].deadline - now);
