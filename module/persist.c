@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "persist.h"
+#include "protocol.h"
 
 #define STATE_MAGIC        "mxpolicy-state"
 #define STATE_VERSION      "1"
@@ -89,18 +90,6 @@ static bool is_control(unsigned char c)
 	return c < 0x20 || c == 0x7f;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	} else if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	} else if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 /* A reason as kept in memory: NUL-terminated in its array, no control bytes. */
 static const char *check_reason(const char *reason, size_t size)
 {
@@ -116,10 +105,9 @@ static const char *check_reason(const char *reason, size_t size)
 	return NULL;
 }
 
+/* Reasons use the control protocol's percent-encoding; "-" stands for none. */
 static void encode_reason(const char *reason, char out[REASON_ENC_SIZE])
 {
-	static const char hex[] = "0123456789ABCDEF";
-
 	if (reason[0] == '\0') {
 		strcpy(out, STATE_NONE);
 		return;
@@ -128,17 +116,9 @@ static void encode_reason(const char *reason, char out[REASON_ENC_SIZE])
 		strcpy(out, "%2D");
 		return;
 	}
-	char *o = out;
-	for (const unsigned char *p = (const unsigned char *)reason; *p != '\0'; p++) {
-		if (reason_safe(*p)) {
-			*o++ = *p;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 0x0f];
-		}
+	if (proto_encode(reason, strlen(reason), out, REASON_ENC_SIZE) < 0) {
+		strcpy(out, STATE_NONE);  /* Not reached: checked reasons always fit. */
 	}
-	*o = '\0';
 }
 
 static const char *decode_reason(const char *tok, char out[MXP_PROTO_MAX_REASON + 1])
@@ -147,29 +127,28 @@ static const char *decode_reason(const char *tok, char out[MXP_PROTO_MAX_REASON 
 		out[0] = '\0';
 		return NULL;
 	}
-	size_t len = 0;
+	/* The file is written encoded: a raw byte means someone else wrote it. */
 	for (const char *p = tok; *p != '\0'; p++) {
-		unsigned char c = *p;
-		if (c == '%') {
-			int hi = hex_value(p[1]);
-			int lo = (hi < 0) ? -1 : hex_value(p[2]);
-			if (lo < 0) {
-				return "bad escape in reason";
-			}
-			c = (unsigned char)(hi << 4 | lo);
-			p += 2;
-			if (is_control(c)) {
-				return "control character in reason";
-			}
-		} else if (!reason_safe(c)) {
+		if (*p != '%' && !reason_safe((unsigned char)*p)) {
 			return "unencoded character in reason";
 		}
-		if (len == MXP_PROTO_MAX_REASON) {
-			return "reason too long";
+		/* %00..%1F and %7F encode control bytes. */
+		if (*p == '%' && (p[1] == '0' || p[1] == '1' ||
+		                  (p[1] == '7' && (p[2] == 'F' || p[2] == 'f')))) {
+			return "control character in reason";
 		}
-		out[len++] = (char)c;
 	}
-	out[len] = '\0';
+	int len = proto_decode(tok, strlen(tok), out, MXP_PROTO_MAX_REASON + 1);
+	if (len == KNOT_ESPACE) {
+		return "reason too long";
+	} else if (len < 0) {
+		return "bad escape in reason";
+	}
+	for (int i = 0; i < len; i++) {
+		if (is_control((unsigned char)out[i])) {
+			return "control character in reason";
+		}
+	}
 	return NULL;
 }
 
