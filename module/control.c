@@ -32,7 +32,7 @@
 #define SO_PEERGROUPS 59
 #endif
 
-#define MAX_RESPONSE   (4u << 20)
+#define MAX_RESPONSE   ((4u << 20) - 4096)  /* Body + status line stay within mxpolicyctl's 4 MiB. */
 #define WRITE_TIMEOUT  5000
 
 typedef struct {
@@ -271,8 +271,12 @@ static int save_state(const registry_snap_t *snap, char *err, size_t err_len)
 /* Save, then publish: a change the file does not hold is never answered "ok". */
 static bool commit(registry_snap_t *snap, const char **status, char *msg, size_t msg_len)
 {
-	char err[512];
-	if (save_state(snap, err, sizeof(err)) != KNOT_EOK) {
+	char err[512] = "";
+	int ret = save_state(snap, err, sizeof(err));
+	if (ret == KNOT_EOK && err[0] != '\0') {
+		ctl_log(LOG_WARNING, "state file saved, but %s", err);
+	}
+	if (ret != KNOT_EOK) {
 		registry_free(snap);
 		*status = MXP_PROTO_STATUS_ERROR;
 		snprintf(msg, msg_len, "change not made, cannot save the state file: %.400s", err);
@@ -877,10 +881,8 @@ static void *control_main(void *arg)
 		seen_harvest(time(NULL));
 		int64_t now = now_ms();
 		/* Wake at least every second: counters are harvested before caches recycle them. */
-		int timeout = expiry ? (int)((expiry - time(NULL)) * 1000 + 50) : 1000;
-		if (timeout > 1000) {
-			timeout = 1000;
-		}
+		int64_t wait = expiry ? (expiry - (int64_t)time(NULL)) * 1000 + 50 : 1000;
+		int timeout = wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
 
 		struct pollfd pfd[MXP_PROTO_MAX_CLIENTS + 2];
 		int map[MXP_PROTO_MAX_CLIENTS + 2];
@@ -978,15 +980,20 @@ static int open_socket(const char *path, char *err, size_t err_len)
 		unlink(path);
 	}
 
-	mode_t old_mask = umask(0117);
+	/* No umask() here: it is process-wide and other knotd threads create files. */
 	int ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-	umask(old_mask);
 	if (ret != 0) {
 		snprintf(err, err_len, "bind '%s': %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	(void)chmod(path, 0660);
+	/* Until this chmod the socket may be wider; peers are checked with SO_PEERCRED anyway. */
+	if (chmod(path, 0660) != 0) {
+		snprintf(err, err_len, "chmod '%s': %s", path, strerror(errno));
+		unlink(path);
+		close(fd);
+		return -1;
+	}
 	if (listen(fd, 64) != 0) {
 		snprintf(err, err_len, "listen '%s': %s", path, strerror(errno));
 		unlink(path);
@@ -1008,7 +1015,13 @@ static registry_snap_t *load_state(const char *path)
 	if (ret == KNOT_EOK) {
 		snap->suspend = doc.suspend;
 		for (size_t i = 0; i < doc.count; i++) {
-			(void)registry_set(snap, &doc.entries[i]);
+			if (registry_set(snap, &doc.entries[i]) != KNOT_EOK) {
+				/* Saving now would write the loss into the file. */
+				ctl.state_unreadable = true;
+				ctl_log(LOG_ERR, "out of memory loading state file '%s', changes are "
+				        "refused until a restart", path);
+				break;
+			}
 		}
 		ctl_log(LOG_INFO, "state file '%s' loaded, %zu exchanger(s)%s", path, doc.count,
 		        doc.suspend.on ? ", suspended" : "");

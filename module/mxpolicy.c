@@ -484,6 +484,9 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 		.tier_failover = ctx->tier_failover,
 		.may_change_set = !(is_signed && with_do),
 	};
+	if (ctx->sticky && stage == AT_END && qdata->ecs != NULL) {
+		return state;  /* OPT is written: a choice keyed per subnet could not say so. */
+	}
 	if (ctx->sticky) {
 		knot_dname_storage_t owner;
 		if (rewrite_wire_owner(pkt, idx, owner) != KNOT_EOK) {

@@ -542,10 +542,14 @@ static int write_atomic(const char *path, const char *data, size_t len,
 		return fail_errno(errnum, err, err_len, step, tmp);
 	}
 
-	/* The new file is in place; this makes the rename itself durable. */
+	/*
+	 * The new file is in place and is what a restart will read, so the
+	 * save counts as done; a failed directory sync is only reported (in
+	 * err, with KNOT_EOK) because the rename may not survive a power loss.
+	 */
 	errnum = sync_dir(dir);
 	if (errnum != 0) {
-		return fail_errno(errnum, err, err_len, "fsync directory", dir);
+		(void)fail_errno(errnum, err, err_len, "fsync directory", dir);
 	}
 	return KNOT_EOK;
 }
@@ -585,9 +589,10 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode)) {
+		/* A wrong path, not a corrupt file: nothing to move aside. */
 		set_err(err, err_len, "'%s' is not a regular file", path);
 		close(fd);
-		return KNOT_EMALF;
+		return KNOT_EINVAL;
 	}
 	if (st.st_size > STATE_MAX_SIZE) {
 		set_err(err, err_len, "file larger than %u bytes", STATE_MAX_SIZE);

@@ -28,7 +28,8 @@ typedef struct {
  * \brief Save atomically and durably.
  *
  * \return KNOT_EOK or an error (err says which step failed, with errno text);
- *         on error the previous file is untouched.
+ *         on error the previous file is untouched. KNOT_EOK with a non-empty
+ *         err: the file was replaced but syncing its directory failed.
  */
 int persist_save(const char *path, const mxp_state_doc_t *doc, char *err, size_t err_len);
 
@@ -41,6 +42,7 @@ int persist_save(const char *path, const mxp_state_doc_t *doc, char *err, size_t
  * \retval KNOT_EOK      doc filled (entries malloc'ed).
  * \retval KNOT_ENOENT   no such file (a fresh start, not an error).
  * \retval KNOT_EMALF    corrupt or foreign file: err says where; doc empty.
+ * \retval KNOT_EINVAL   path is not a regular file (a configuration error); doc empty.
  * \retval KNOT_E*       I/O error; doc empty.
  */
 int persist_load(const char *path, mxp_state_doc_t *doc, char *err, size_t err_len);

@@ -202,18 +202,19 @@ int rewrite_build_mx(knot_rdataset_t *out, const knot_rdataset_t *orig,
 	return KNOT_EOK;
 }
 
-static bool in_mx_set(const knot_rdataset_t *rrs, const knot_dname_t *name)
+/* Index of an exchanger in an MX rdataset, or -1. */
+static int mx_index(const knot_rdataset_t *rrs, const knot_dname_t *name)
 {
 	if (rrs == NULL) {
-		return false;
+		return -1;
 	}
 	knot_rdata_t *rd = rrs->rdata;
 	for (uint16_t i = 0; i < rrs->count; i++, rd = knot_rdataset_next(rd)) {
 		if (knot_dname_is_case_equal(mx_exchange(rd), name)) {
-			return true;
+			return i;
 		}
 	}
-	return false;
+	return -1;
 }
 
 static inline bool is_address_record(const knot_rrset_t *rr)
@@ -400,12 +401,15 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 	/* Restart compression: its last suffix may point into discarded bytes. */
 	pkt->compr.suffix.pos = 0;
 
+	int new_mx_info = -1;
 	for (uint16_t i = 0; i < total - first; i++) {
 		saved_rr_t *s = &saved[i];
 		while (pkt->current < s->section) {
 			knot_pkt_begin(pkt, pkt->current + 1);
 		}
+		uint16_t hint = KNOT_COMPR_HINT_NONE;
 		if (first + i == rw->mx_idx) {
+			new_mx_info = pkt->rrset_count;
 			if (rw->mx != NULL) {
 				s->rr.rrs = *rw->mx;
 			}
@@ -416,9 +420,16 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 			s->rr.ttl = rw->ttl;
 			s->flags &= ~KNOT_PF_ORIGTTL;
 		} else if (s->section == KNOT_ADDITIONAL && is_address_record(&s->rr) &&
-		           in_mx_set(rw->zone_mx, s->rr.owner)) {
-			if (rw->mx != NULL && !in_mx_set(rw->mx, s->rr.owner)) {
+		           mx_index(rw->zone_mx, s->rr.owner) >= 0) {
+			const knot_rdataset_t *kept = rw->mx != NULL ? rw->mx : rw->zone_mx;
+			int j = mx_index(kept, s->rr.owner);
+			if (j < 0) {
 				continue;  /* Exchanger left out of the answer. */
+			}
+			/* Point the owner at the exchange name in the MX rdata, as knotd does. */
+			if (new_mx_info >= 0) {
+				hint = knot_compr_hint(&pkt->rr_info[new_mx_info],
+				                       KNOT_COMPR_HINT_RDATA + j);
 			}
 			s->rr.ttl = written_ttl(&s->rr, s->flags);
 			s->flags &= ~KNOT_PF_ORIGTTL;
@@ -427,11 +438,16 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 			}
 		}
 
-		int ret = knot_pkt_put(pkt, KNOT_COMPR_HINT_NONE, &s->rr, s->flags);
+		/* A failed put may leave the compression state in discarded bytes. */
+		knot_compr_t compr = pkt->compr;
+		int ret = knot_pkt_put(pkt, hint, &s->rr, s->flags);
 		if (ret == KNOT_ESPACE && (s->flags & KNOT_PF_NOTRUNC) &&
 		    s->section == KNOT_ADDITIONAL) {
-			continue;  /* Optional glue that does not fit is dropped, as knotd does. */
+			/* Optional glue that does not fit ends the section, as in knotd. */
+			pkt->compr = compr;
+			break;
 		} else if (ret != KNOT_EOK) {
+			pkt->compr = compr;
 			return ret;
 		}
 	}

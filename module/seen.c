@@ -18,6 +18,8 @@ static struct {
 	pthread_mutex_t lock;   /*!< Guards the instances and the source. */
 	instance_t *instances;
 	size_t ninstances;
+	instance_t *gone;       /*!< Zones whose last instance went: forget their sets. */
+	size_t ngone;
 	seen_cache_fn cache_of;
 	unsigned workers;
 
@@ -26,6 +28,7 @@ static struct {
 	size_t nsets;
 	setcache_view_t *last;  /*!< Last view of each worker's cache entry. */
 	bool *last_ok;
+	uint64_t *retired_seen; /*!< Per worker: retirements already counted. */
 	unsigned last_workers;
 } seen = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -54,10 +57,23 @@ void seen_instance_remove(uint64_t tag)
 {
 	pthread_mutex_lock(&seen.lock);
 	for (size_t i = 0; i < seen.ninstances; i++) {
-		if (seen.instances[i].tag == tag) {
-			seen.instances[i] = seen.instances[--seen.ninstances];
-			break;
+		if (seen.instances[i].tag != tag) {
+			continue;
 		}
+		instance_t gone = seen.instances[i];
+		seen.instances[i] = seen.instances[--seen.ninstances];
+		/* A reload loads the zone's new instance first: only a removed zone is gone. */
+		bool replaced = false;
+		for (size_t j = 0; j < seen.ninstances && !replaced; j++) {
+			replaced = strcmp(seen.instances[j].zone, gone.zone) == 0;
+		}
+		instance_t *grown = replaced ? NULL :
+		                    realloc(seen.gone, (seen.ngone + 1) * sizeof(*grown));
+		if (grown != NULL) {
+			seen.gone = grown;
+			grown[seen.ngone++] = gone;
+		}
+		break;
 	}
 	pthread_mutex_unlock(&seen.lock);
 }
@@ -147,6 +163,36 @@ static const char *instance_zone(uint64_t tag)
 	return NULL;
 }
 
+static void free_views(void)
+{
+	free(seen.last);
+	free(seen.last_ok);
+	free(seen.retired_seen);
+	seen.last = NULL;
+	seen.last_ok = NULL;
+	seen.retired_seen = NULL;
+}
+
+/* Add what a worker's entry counted since it was last seen (all of it if it is new). */
+static void account(unsigned w, unsigned way, const setcache_view_t *view, int64_t now)
+{
+	size_t at = (size_t)w * SETCACHE_WAYS + way;
+	setcache_view_t *prev = &seen.last[at];
+	bool same = seen.last_ok[at] && prev->seq == view->seq && prev->tag == view->tag;
+	uint32_t answers = view->answers - (same ? prev->answers : 0);
+	const char *zone = answers > 0 ? instance_zone(view->tag) : NULL;
+	seen_set_t *set = zone != NULL ? set_get(zone, view, now) : NULL;
+	if (set != NULL) {
+		set->answers += answers;
+		set->last_seen = now;
+		for (uint16_t i = 0; i < view->count; i++) {
+			set->first[i] += view->first[i] - (same ? prev->first[i] : 0);
+		}
+	}
+	*prev = *view;
+	seen.last_ok[at] = true;
+}
+
 void seen_harvest(int64_t now)
 {
 	pthread_mutex_lock(&seen.lock);
@@ -155,56 +201,64 @@ void seen_harvest(int64_t now)
 		return;
 	}
 	if (seen.last == NULL || seen.last_workers != seen.workers) {
-		free(seen.last);
-		free(seen.last_ok);
+		free_views();
 		size_t n = (size_t)seen.workers * SETCACHE_WAYS;
 		seen.last = calloc(n, sizeof(*seen.last));
 		seen.last_ok = calloc(n, sizeof(*seen.last_ok));
+		seen.retired_seen = calloc(seen.workers, sizeof(*seen.retired_seen));
 		seen.last_workers = seen.workers;
-		if (seen.last == NULL || seen.last_ok == NULL) {
-			free(seen.last);
-			free(seen.last_ok);
-			seen.last = NULL;
-			seen.last_ok = NULL;
+		if (seen.last == NULL || seen.last_ok == NULL || seen.retired_seen == NULL) {
+			free_views();
 			pthread_mutex_unlock(&seen.lock);
 			return;
 		}
-	}
-
-	setcache_view_t view;
-	for (unsigned w = 0; w < seen.workers; w++) {
-		const setcache_t *cache = seen.cache_of(w);
-		for (unsigned way = 0; way < SETCACHE_WAYS; way++) {
-			if (!setcache_read(&cache->entry[way], &view)) {
-				continue;
-			}
-			size_t at = (size_t)w * SETCACHE_WAYS + way;
-			setcache_view_t *prev = &seen.last[at];
-			/* Same entry as last time: count the growth; a new one: all of it. */
-			bool same = seen.last_ok[at] && prev->seq == view.seq && prev->tag == view.tag;
-			uint32_t answers = view.answers - (same ? prev->answers : 0);
-			const char *zone = answers > 0 ? instance_zone(view.tag) : NULL;
-			seen_set_t *set = zone != NULL ? set_get(zone, &view, now) : NULL;
-			if (set != NULL) {
-				set->answers += answers;
-				set->last_seen = now;
-				for (uint16_t i = 0; i < view.count; i++) {
-					set->first[i] += view.first[i] - (same ? prev->first[i] : 0);
-				}
-			}
-			*prev = view;
-			seen.last_ok[at] = true;
+		/* Retirements from before the first harvest are part of the entries' history. */
+		for (unsigned w = 0; w < seen.workers; w++) {
+			const setcache_t *cache = seen.cache_of(w);
+			uint64_t count = atomic_load_explicit(&cache->retired_count, memory_order_acquire);
+			seen.retired_seen[w] = count > SETCACHE_RETIRED ? count - SETCACHE_RETIRED : 0;
 		}
 	}
-	pthread_mutex_unlock(&seen.lock);
+
+	for (unsigned w = 0; w < seen.workers; w++) {
+		const setcache_t *cache = seen.cache_of(w);
+		/* Entries evicted since the last harvest first, in order, then the live ones. */
+		static setcache_retired_t retired;
+		uint64_t count = atomic_load_explicit(&cache->retired_count, memory_order_acquire);
+		uint64_t from = seen.retired_seen[w] + 1;
+		if (count >= SETCACHE_RETIRED && from <= count - SETCACHE_RETIRED) {
+			from = count - SETCACHE_RETIRED + 1;  /* Overwritten meanwhile: lost. */
+		}
+		for (uint64_t n = from; n <= count; n++) {
+			if (setcache_read_retired(cache, n, &retired)) {
+				account(w, retired.way, &retired.view, now);
+			}
+		}
+		seen.retired_seen[w] = count;
+
+		static setcache_view_t view;
+		for (unsigned way = 0; way < SETCACHE_WAYS; way++) {
+			if (setcache_read(&cache->entry[way], &view)) {
+				account(w, way, &view, now);
+			}
+		}
+	}
 
 	for (size_t i = 0; i < seen.nsets; ) {
-		if (seen.sets[i]->last_seen + SEEN_MAX_AGE < now) {
+		bool gone = false;
+		for (size_t g = 0; g < seen.ngone && !gone; g++) {
+			gone = strcmp(seen.sets[i]->zone, seen.gone[g].zone) == 0;
+		}
+		if (gone || seen.sets[i]->last_seen + SEEN_MAX_AGE < now) {
 			set_remove(i);
 		} else {
 			i++;
 		}
 	}
+	free(seen.gone);
+	seen.gone = NULL;
+	seen.ngone = 0;
+	pthread_mutex_unlock(&seen.lock);
 }
 
 size_t seen_count(void)
@@ -237,9 +291,6 @@ void seen_clear(void)
 	seen.sets = NULL;
 	seen.nsets = 0;
 	pthread_mutex_lock(&seen.lock);
-	free(seen.last);
-	free(seen.last_ok);
-	seen.last = NULL;
-	seen.last_ok = NULL;
+	free_views();
 	pthread_mutex_unlock(&seen.lock);
 }

@@ -24,8 +24,8 @@
 
 /*! At most this many sets are remembered; the least recently answered go first. */
 #define SEEN_MAX_SETS  4096
-/*! A set not answered for this long is forgotten (seconds). */
-#define SEEN_MAX_AGE   (7 * 24 * 3600)
+/*! A set not answered for this long is forgotten (seconds); so are the sets of a removed zone. */
+#define SEEN_MAX_AGE   (24 * 3600)
 
 typedef struct {
 	uint64_t hash;

@@ -47,9 +47,32 @@ typedef struct {
 	_Atomic uint32_t first[MXP_MAX_RECORDS]; /*!< ... in which record i had the best preference. */
 } setcache_entry_t;
 
+/*! What a reader copied out of an entry. */
+typedef struct {
+	uint32_t seq;
+	uint64_t tag;
+	uint16_t size;
+	uint16_t count;
+	uint8_t rdata[SETCACHE_MAX_RDATA];
+	uint32_t answers;
+	uint32_t first[MXP_MAX_RECORDS];
+} setcache_view_t;
+
+/*! Evicted entries whose counters the control thread has not seen yet. */
+#define SETCACHE_RETIRED 32
+
+typedef struct {
+	_Atomic uint32_t seq;   /*!< Odd while being written. */
+	uint64_t number;        /*!< Which retirement this is (1, 2, ...). */
+	unsigned way;           /*!< The cache entry it came from. */
+	setcache_view_t view;
+} setcache_retired_t;
+
 typedef struct {
 	setcache_entry_t entry[SETCACHE_WAYS];
 	unsigned next;     /*!< Round-robin victim. */
+	_Atomic uint64_t retired_count;               /*!< Retirements so far. */
+	setcache_retired_t retired[SETCACHE_RETIRED]; /*!< Ring of the latest ones. */
 } setcache_t;
 
 /*!
@@ -71,20 +94,17 @@ setcache_entry_t *setcache_put(setcache_t *cache, uint64_t tag, uint64_t generat
  */
 void setcache_count(setcache_entry_t *entry, const mxp_plan_t *plan);
 
-/*! What a reader copied out of an entry. */
-typedef struct {
-	uint32_t seq;
-	uint64_t tag;
-	uint16_t size;
-	uint16_t count;
-	uint8_t rdata[SETCACHE_MAX_RDATA];
-	uint32_t answers;
-	uint32_t first[MXP_MAX_RECORDS];
-} setcache_view_t;
-
 /*!
  * \brief Copy an entry written by another thread, consistently.
  *
  * \return false if the entry is empty or was being rewritten (try later).
  */
 bool setcache_read(const setcache_entry_t *entry, setcache_view_t *view);
+
+/*!
+ * \brief Copy retirement number 'number' (1-based) of a cache written by
+ *        another thread.
+ *
+ * \return false if it was overwritten already or is being written.
+ */
+bool setcache_read_retired(const setcache_t *cache, uint64_t number, setcache_retired_t *out);

@@ -993,3 +993,16 @@ def test_answers_correct_while_state_flips(k):
     assert flips >= 40, "only %d flips in 2.5 s" % flips
     assert seen["before"] > 20 and seen["after"] > 20, seen
     expect(k.query(z), zone_mx(z), 120, glue(z))
+
+
+def test_long_for_keeps_the_control_loop_awake(k):
+    """A --for of 30 days (the maximum) must not stop the control thread from
+    waking: idle clients still get the timeout error, expiry stays pending."""
+    k.ctl_ok("drain", "mx1.off.test.", "--for", "30d")
+    t0 = time.monotonic()
+    reply = raw(k.socket_path, b"MXP/1 vers", timeout=15.0)
+    waited = time.monotonic() - t0
+    assert reply.startswith(b"MXP/1 error timeout"), reply
+    assert 3.0 <= waited <= 9.0, waited
+    e = entry(k.ctl_json("status", "mx1.off.test."), "mx1.off.test.")
+    assert e["operator"] == "drain" and e["until"] - e["since"] == 30 * 24 * 3600, e

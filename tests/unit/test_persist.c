@@ -558,10 +558,14 @@ static void test_huge_file(void **state)
 	free(buf);
 	assert_malformed(path, "file larger than");
 
-	/* Not a regular file. */
+	/* Not a regular file: a configuration error, not corruption (nothing to move aside). */
 	const char *dir = path_in("dir.state");
 	assert_int_equal(mkdir(dir, 0700), 0);
-	assert_malformed(dir, NULL);
+	mxp_state_doc_t doc = { 0 };
+	char err[256] = "";
+	assert_int_equal(persist_load(dir, &doc, err, sizeof(err)), KNOT_EINVAL);
+	assert_doc_empty(&doc);
+	assert_non_null(strstr(err, "not a regular file"));
 	assert_int_equal(rmdir(dir), 0);
 }
 
