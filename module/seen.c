@@ -292,5 +292,12 @@ void seen_clear(void)
 	seen.nsets = 0;
 	pthread_mutex_lock(&seen.lock);
 	free_views();
+	free(seen.gone);
+	seen.gone = NULL;
+	seen.ngone = 0;
+	if (seen.ninstances == 0) {
+		free(seen.instances);
+		seen.instances = NULL;
+	}
 	pthread_mutex_unlock(&seen.lock);
 }
