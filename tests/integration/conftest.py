@@ -44,9 +44,8 @@ def mxpolicyctl(module_so):
     return ctl
 
 
-@pytest.fixture
-def knot_factory(request):
-    """Create Knot instances that are always stopped and removed afterwards."""
+def _knots():
+    """Create Knot instances; yields the factory, then stops and removes them."""
     made = []
 
     def make(*args, start=True, **kwargs):
@@ -60,20 +59,14 @@ def knot_factory(request):
     for k in made:
         k.cleanup()
 
+
+@pytest.fixture
+def knot_factory(request):
+    """Create Knot instances that are always stopped and removed afterwards."""
+    yield from _knots()
 
 
 @pytest.fixture(scope="module")
 def mknot_factory(request):
     """Module-scoped variant of knot_factory."""
-    made = []
-
-    def make(*args, start=True, **kwargs):
-        k = knotharness.Knot(*args, **kwargs)
-        made.append(k)
-        if start:
-            k.start()
-        return k
-
-    yield make
-    for k in made:
-        k.cleanup()
+    yield from _knots()

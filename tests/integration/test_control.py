@@ -24,29 +24,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import dns.rcode
 import pytest
 
-from knotharness import T_A, T_AAAA, assert_shares, check_additional
+from healthzone import W_ZONE, expect, glue, mail_zone, zone_mx
+from healthzone import mx_names as names
+from knotharness import assert_shares, check_additional
 
-MAIL_ZONE = """
-@ 300 MX 10 mx1
-@ 300 MX 10 mx2
-@ 300 MX 20 mx3
-mx1 300 A 192.0.2.1
-mx2 300 A 192.0.2.2
-mx2 300 AAAA 2001:db8::2
-mx3 300 A 192.0.2.3
-"""
-
-W_ZONE = """
-@ 300 MX 10 a
-@ 300 MX 10 b
-@ 300 MX 20 c
-a 300 A 192.0.2.11
-b 300 A 192.0.2.12
-c 300 A 192.0.2.13
-"""
+MAIL_ZONE = mail_zone()
 
 ZONES = {
     "off.test": MAIL_ZONE,
@@ -64,28 +48,6 @@ COLUMNS = ["EXCHANGER", "OPERATOR", "EFFECTIVE", "WEIGHT", "SINCE", "UNTIL", "BY
            "REASON"]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def names(z):
-    return ["mx1.%s." % z, "mx2.%s." % z, "mx3.%s." % z]
-
-
-def zone_mx(z):
-    m1, m2, m3 = names(z)
-    return [(10, m1), (10, m2), (20, m3)]
-
-
-def glue(z):
-    m1, m2, m3 = names(z)
-    return {m1: [(T_A, "192.0.2.1")], m2: [(T_A, "192.0.2.2"), (T_AAAA, "2001:db8::2")],
-            m3: [(T_A, "192.0.2.3")]}
-
-
-def expect(r, mx, ttl, glue_map):
-    assert r.rcode == dns.rcode.NOERROR, "rcode %s\n%s" % (dns.rcode.to_text(r.rcode), r)
-    assert r.mx() == mx, "MX answer %r, expected %r\n%s" % (r.mx(), mx, r)
-    assert set(r.mx_ttls()) == {ttl}, "MX TTLs %r, expected %d\n%s" % (r.mx_ttls(), ttl, r)
-    check_additional(r, glue_map)
 
 
 def healthy(knot, z="off.test"):

@@ -23,48 +23,12 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from knotharness import (T_A, T_AAAA, T_MX, T_RRSIG, T_TXT, assert_shares, check_additional,
+from healthzone import W_ZONE, expect, glue, mail_zone, mx_names, zone_mx
+from knotharness import (T_A, T_MX, T_RRSIG, T_TXT, assert_shares, check_additional,
                          check_preference_rotation, winner_of)
 
 N_STAT = 400
 
-
-def mail_zone(ttl=300):
-    return """
-@ {t} MX 10 mx1
-@ {t} MX 10 mx2
-@ {t} MX 20 mx3
-mx1 {t} A 192.0.2.1
-mx2 {t} A 192.0.2.2
-mx2 {t} AAAA 2001:db8::2
-mx3 {t} A 192.0.2.3
-_dmarc 3600 TXT "v=DMARC1; p=none"
-""".format(t=ttl)
-
-
-def mx_names(z):
-    return ["mx1.%s." % z, "mx2.%s." % z, "mx3.%s." % z]
-
-
-def zone_mx(z):
-    m1, m2, m3 = mx_names(z)
-    return [(10, m1), (10, m2), (20, m3)]
-
-
-def glue(z):
-    m1, m2, m3 = mx_names(z)
-    return {m1: [(T_A, "192.0.2.1")], m2: [(T_A, "192.0.2.2"), (T_AAAA, "2001:db8::2")],
-            m3: [(T_A, "192.0.2.3")]}
-
-
-W_ZONE = """
-@ 300 MX 10 a
-@ 300 MX 10 b
-@ 300 MX 20 c
-a 300 A 192.0.2.11
-b 300 A 192.0.2.12
-c 300 A 192.0.2.13
-"""
 
 W_GLUE = {"a.w.test.": [(T_A, "192.0.2.11")], "b.w.test.": [(T_A, "192.0.2.12")],
           "c.w.test.": [(T_A, "192.0.2.13")]}
@@ -125,17 +89,6 @@ def reset(knot):
 def clean(knot):
     reset(knot)
     yield
-
-
-def expect(r, mx, ttl, glue_map, ordered=True):
-    """The answer holds exactly mx (wire order if ordered), all with TTL ttl,
-    and exactly the glue of the exchangers it holds."""
-    assert r.rcode == dns.rcode.NOERROR, "rcode %s\n%s" % (dns.rcode.to_text(r.rcode), r)
-    got = r.mx() if ordered else sorted(r.mx())
-    want = mx if ordered else sorted(mx)
-    assert got == want, "MX answer %r, expected %r\n%s" % (r.mx(), mx, r)
-    assert set(r.mx_ttls()) == {ttl}, "MX TTLs %r, expected %d\n%s" % (r.mx_ttls(), ttl, r)
-    check_additional(r, glue_map)
 
 
 def q_both(knot, name, rdtype="MX", **kw):
