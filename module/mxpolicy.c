@@ -603,7 +603,7 @@ static knotd_in_state_t mxpolicy_additional(knotd_in_state_t state, knot_pkt_t *
 
 /*
  * END stage: knotd ends a response early, without TC and without running
- * the later stages, when optional glue does not fit. Such an answer is
+ * the later stages, when the last exchanger's optional glue does not fit. Such an answer is
  * still valid; apply what a patch of the same size can (preferences, TTLs),
  * unless a TSIG has signed the response by now.
  */

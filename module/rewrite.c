@@ -376,6 +376,8 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 		if (ret != KNOT_EOK) {
 			return ret;
 		}
+		/* libknot compresses only onto lowercase: a 0x20-cased QNAME would not match. */
+		knot_dname_to_lower(owner);
 		s->rr = pkt->rr[i];
 		s->rr.owner = owner;
 		/* Rebuilt glue must not reuse knotd's private glue list (wrong names). */
@@ -402,6 +404,7 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 	pkt->compr.suffix.pos = 0;
 
 	int new_mx_info = -1;
+	const knot_dname_t *cut_owner = NULL;
 	for (uint16_t i = 0; i < total - first; i++) {
 		saved_rr_t *s = &saved[i];
 		while (pkt->current < s->section) {
@@ -438,14 +441,23 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 			}
 		}
 
+		if (cut_owner != NULL && s->section == KNOT_ADDITIONAL &&
+		    is_address_record(&s->rr) && knot_dname_is_equal(s->rr.owner, cut_owner)) {
+			continue;  /* The rest of an exchanger whose glue did not fit. */
+		}
+
 		/* A failed put may leave the compression state in discarded bytes. */
 		knot_compr_t compr = pkt->compr;
 		int ret = knot_pkt_put(pkt, hint, &s->rr, s->flags);
 		if (ret == KNOT_ESPACE && (s->flags & KNOT_PF_NOTRUNC) &&
 		    s->section == KNOT_ADDITIONAL) {
-			/* Optional glue that does not fit ends the section, as in knotd. */
+			/*
+			 * As knotd does: optional glue that does not fit ends that
+			 * exchanger's glue, and the next exchanger's may still fit.
+			 */
 			pkt->compr = compr;
-			break;
+			cut_owner = s->rr.owner;
+			continue;
 		} else if (ret != KNOT_EOK) {
 			pkt->compr = compr;
 			return ret;
