@@ -1,8 +1,9 @@
 # Copyright (C) 2026 knot-mxpolicy authors
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The mail zone the health and control-socket tests share: two exchangers
-at preference 10, one at 20, with their glue; and the check of an answer
-against an expected MX set, TTL and glue."""
+at preference 10, one at 20, with their glue; the check of an answer
+against an expected MX set, TTL and glue; and the reset to no operator
+state between tests that share one knotd."""
 
 import dns.rcode
 
@@ -56,3 +57,18 @@ def expect(r, mx, ttl, glue_map, ordered=True):
     assert got == want, "MX answer %r, expected %r\n%s" % (r.mx(), mx, r)
     assert set(r.mx_ttls()) == {ttl}, "MX TTLs %r, expected %d\n%s" % (r.mx_ttls(), ttl, r)
     check_additional(r, glue_map)
+
+
+def reset(knot):
+    """Back to no operator state at all (tests share one knotd)."""
+    st = knot.ctl_json("status")
+    if st["suspended"]:
+        knot.ctl_ok("resume")
+    for e in st["exchangers"]:
+        if e["operator"] != "auto":
+            knot.ctl_ok("auto", e["exchanger"])
+        if e["weight"] is not None:
+            knot.ctl_ok("weight", e["exchanger"], "default")
+    st = knot.ctl_json("status")
+    assert not st["suspended"]
+    assert all(e["operator"] == "auto" and e["weight"] is None for e in st["exchangers"]), st

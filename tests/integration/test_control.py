@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from healthzone import W_ZONE, expect, glue, mail_zone, zone_mx
+from healthzone import W_ZONE, expect, glue, mail_zone, reset, zone_mx
 from healthzone import mx_names as names
 from knotharness import assert_shares, check_additional
 
@@ -67,17 +67,6 @@ def operator_view(st):
             sorted((e["exchanger"], e["operator"], e["effective"], e["weight"], e["since"], e["until"],
                     e["by"], e["reason"])
                    for e in st["exchangers"] if e["operator"] != "auto" or e["weight"] is not None))
-
-
-def reset(knot):
-    st = knot.ctl_json("status")
-    if st["suspended"]:
-        knot.ctl_ok("resume")
-    for e in st["exchangers"]:
-        if e["operator"] != "auto":
-            knot.ctl_ok("auto", e["exchanger"])
-        if e["weight"] is not None:
-            knot.ctl_ok("weight", e["exchanger"], "default")
 
 
 def table(out):

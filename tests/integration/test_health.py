@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from healthzone import W_ZONE, expect, glue, mail_zone, mx_names, zone_mx
+from healthzone import W_ZONE, expect, glue, mail_zone, mx_names, reset, zone_mx
 from knotharness import (T_A, T_MX, T_RRSIG, T_TXT, assert_shares, check_additional,
                          check_preference_rotation, winner_of)
 
@@ -68,21 +68,6 @@ ZMODS = {"off.test": "off", "on.test": "on", "sf.test": "sf", "ext.test": "off",
 def knot(module_so, mxpolicyctl, mknot_factory):
     return mknot_factory(ZONES, INSTANCES, ZMODS,
                          zone_extra={"signed.test": {"dnssec-signing": "on"}})
-
-
-def reset(knot):
-    """Back to no operator state at all (tests share one knotd)."""
-    st = knot.ctl_json("status")
-    if st["suspended"]:
-        knot.ctl_ok("resume")
-    for e in st["exchangers"]:
-        if e["operator"] != "auto":
-            knot.ctl_ok("auto", e["exchanger"])
-        if e["weight"] is not None:
-            knot.ctl_ok("weight", e["exchanger"], "default")
-    st = knot.ctl_json("status")
-    assert not st["suspended"]
-    assert all(e["operator"] == "auto" and e["weight"] is None for e in st["exchangers"]), st
 
 
 @pytest.fixture(autouse=True)
