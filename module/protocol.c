@@ -8,24 +8,15 @@
 
 #include "protocol.h"
 
-/* Options, in the order proto_format_request() writes them. */
-enum {
-	OPT_REASON  = 1 << 0,
-	OPT_FOR     = 1 << 1,
-	OPT_FORCE   = 1 << 2,
-	OPT_DRY_RUN = 1 << 3,
-	OPT_JSON    = 1 << 4,
-};
-
 static const struct {
 	const char *key;
 	unsigned flag;
 } options[] = {
-	{ "reason",  OPT_REASON },
-	{ "for",     OPT_FOR },
-	{ "force",   OPT_FORCE },
-	{ "dry-run", OPT_DRY_RUN },
-	{ "json",    OPT_JSON },
+	{ "reason",  MXP_OPT_REASON },
+	{ "for",     MXP_OPT_FOR },
+	{ "force",   MXP_OPT_FORCE },
+	{ "dry-run", MXP_OPT_DRY_RUN },
+	{ "json",    MXP_OPT_JSON },
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -33,20 +24,18 @@ static const struct {
 /* What each command takes; indexed by mxp_cmd_t. */
 static const struct {
 	const char *name;
-	unsigned min_args;
-	unsigned max_args;   /* Positional: NAME, then N|default for weight. */
-	unsigned opts;
+	mxp_cmd_syntax_t syntax;
 } commands[] = {
-	[MXP_CMD_VERSION] = { "version", 0, 0, 0 },
-	[MXP_CMD_STATUS]  = { "status",  0, 1, OPT_JSON },
-	[MXP_CMD_STATS]   = { "stats",   0, 0, OPT_JSON },
-	[MXP_CMD_DOWN]    = { "down",    1, 1, OPT_REASON | OPT_FOR | OPT_FORCE | OPT_DRY_RUN },
-	[MXP_CMD_DRAIN]   = { "drain",   1, 1, OPT_REASON | OPT_FOR | OPT_DRY_RUN },
-	[MXP_CMD_UP]      = { "up",      1, 1, OPT_REASON | OPT_DRY_RUN },
-	[MXP_CMD_AUTO]    = { "auto",    1, 1, OPT_DRY_RUN },
-	[MXP_CMD_WEIGHT]  = { "weight",  2, 2, OPT_DRY_RUN },
-	[MXP_CMD_SUSPEND] = { "suspend", 0, 0, OPT_REASON | OPT_DRY_RUN },
-	[MXP_CMD_RESUME]  = { "resume",  0, 0, OPT_DRY_RUN },
+	[MXP_CMD_VERSION] = { "version", { 0, 0, 0 } },
+	[MXP_CMD_STATUS]  = { "status",  { 0, 1, MXP_OPT_JSON } },
+	[MXP_CMD_STATS]   = { "stats",   { 0, 0, MXP_OPT_JSON } },
+	[MXP_CMD_DOWN]    = { "down",    { 1, 1, MXP_OPT_REASON | MXP_OPT_FOR | MXP_OPT_FORCE | MXP_OPT_DRY_RUN } },
+	[MXP_CMD_DRAIN]   = { "drain",   { 1, 1, MXP_OPT_REASON | MXP_OPT_FOR | MXP_OPT_DRY_RUN } },
+	[MXP_CMD_UP]      = { "up",      { 1, 1, MXP_OPT_REASON | MXP_OPT_DRY_RUN } },
+	[MXP_CMD_AUTO]    = { "auto",    { 1, 1, MXP_OPT_DRY_RUN } },
+	[MXP_CMD_WEIGHT]  = { "weight",  { 2, 2, MXP_OPT_DRY_RUN } },
+	[MXP_CMD_SUSPEND] = { "suspend", { 0, 0, MXP_OPT_REASON | MXP_OPT_DRY_RUN } },
+	[MXP_CMD_RESUME]  = { "resume",  { 0, 0, MXP_OPT_DRY_RUN } },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -113,6 +102,14 @@ static void set_err(char *err, size_t err_len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, err_len, fmt, ap);
 	va_end(ap);
+}
+
+const mxp_cmd_syntax_t *proto_cmd_syntax(mxp_cmd_t cmd)
+{
+	if ((unsigned)cmd >= COMMAND_COUNT) {
+		return NULL;
+	}
+	return &commands[cmd].syntax;
 }
 
 const char *proto_cmd_name(mxp_cmd_t cmd)
@@ -351,7 +348,7 @@ static int parse_positional(parser_t *p, const char *tok, size_t len)
 {
 	char sbuf[SHOW_SIZE];
 	mxp_cmd_t cmd = p->req.cmd;
-	if (p->nargs >= commands[cmd].max_args) {
+	if (p->nargs >= commands[cmd].syntax.max_args) {
 		set_err(p->err, p->err_len, "unexpected argument '%s' for '%s'",
 		        show(sbuf, sizeof(sbuf), tok, len), commands[cmd].name);
 		return KNOT_EINVAL;
@@ -389,7 +386,7 @@ static int parse_option(parser_t *p, const char *tok, size_t len, const char *eq
 		        show(sbuf, sizeof(sbuf), tok, key_len));
 		return KNOT_EINVAL;
 	}
-	if (!(commands[cmd].opts & flag)) {
+	if (!(commands[cmd].syntax.opts & flag)) {
 		set_err(p->err, p->err_len, "option '%s' is not valid for '%s'",
 		        key, commands[cmd].name);
 		return KNOT_EINVAL;
@@ -412,7 +409,7 @@ static int parse_option(parser_t *p, const char *tok, size_t len, const char *eq
 	show(vbuf, sizeof(vbuf), val, val_len);
 
 	switch (flag) {
-	case OPT_REASON:
+	case MXP_OPT_REASON:
 		if (dec_len > MXP_PROTO_MAX_REASON) {
 			set_err(p->err, p->err_len, "option 'reason' too long (%zu bytes, at most %u)",
 			        dec_len, (unsigned)MXP_PROTO_MAX_REASON);
@@ -426,7 +423,7 @@ static int parse_option(parser_t *p, const char *tok, size_t len, const char *eq
 		}
 		memcpy(p->req.reason, p->value, dec_len + 1);
 		break;
-	case OPT_FOR:
+	case MXP_OPT_FOR:
 		if (proto_parse_duration(p->value, &p->req.for_seconds) != KNOT_EOK) {
 			set_err(p->err, p->err_len, "invalid duration '%s' for option 'for', "
 			        "expected e.g. 7200, 90s, 15m, 1h30m or 1d (at most %u seconds)",
@@ -440,9 +437,9 @@ static int parse_option(parser_t *p, const char *tok, size_t len, const char *eq
 			        vbuf, key);
 			return KNOT_EINVAL;
 		}
-		if (flag == OPT_FORCE) {
+		if (flag == MXP_OPT_FORCE) {
 			p->req.force = true;
-		} else if (flag == OPT_DRY_RUN) {
+		} else if (flag == MXP_OPT_DRY_RUN) {
 			p->req.dry_run = true;
 		} else {
 			p->req.json = true;
@@ -547,7 +544,7 @@ int proto_parse_request(const char *line, size_t len, mxp_request_t *req,
 		return KNOT_EINVAL;
 	}
 	mxp_cmd_t cmd = p->req.cmd;
-	if (p->nargs < commands[cmd].min_args) {
+	if (p->nargs < commands[cmd].syntax.min_args) {
 		set_err(err, err_len, "missing %s for '%s'",
 		        p->nargs == 0 ? "NAME" : "weight (N or 'default')", commands[cmd].name);
 		return KNOT_EINVAL;
@@ -607,16 +604,16 @@ int proto_format_request(const mxp_request_t *req, char *buf, size_t buf_len)
 
 	/* Only what proto_parse_request() accepts back. */
 	mxp_cmd_t cmd = req->cmd;
-	unsigned allowed = commands[cmd].opts;
+	unsigned allowed = commands[cmd].syntax.opts;
 	size_t reason_len = strnlen(req->reason, sizeof(req->reason));
-	if (req->has_name ? commands[cmd].max_args == 0 || !name_ok(req->name)
-	                  : commands[cmd].min_args > 0) {
+	if (req->has_name ? commands[cmd].syntax.max_args == 0 || !name_ok(req->name)
+	                  : commands[cmd].syntax.min_args > 0) {
 		return KNOT_EINVAL;
 	}
 	if (cmd == MXP_CMD_WEIGHT && (req->weight < -1 || req->weight > 65535)) {
 		return KNOT_EINVAL;
 	}
-	if (reason_len == sizeof(req->reason) || (reason_len > 0 && !(allowed & OPT_REASON))) {
+	if (reason_len == sizeof(req->reason) || (reason_len > 0 && !(allowed & MXP_OPT_REASON))) {
 		return KNOT_EINVAL;
 	}
 	for (size_t i = 0; i < reason_len; i++) {
@@ -624,12 +621,12 @@ int proto_format_request(const mxp_request_t *req, char *buf, size_t buf_len)
 			return KNOT_EINVAL;
 		}
 	}
-	if (req->for_seconds > 0 && (!(allowed & OPT_FOR) || req->for_seconds > MXP_PROTO_MAX_FOR)) {
+	if (req->for_seconds > 0 && (!(allowed & MXP_OPT_FOR) || req->for_seconds > MXP_PROTO_MAX_FOR)) {
 		return KNOT_EINVAL;
 	}
-	if ((req->force && !(allowed & OPT_FORCE)) ||
-	    (req->dry_run && !(allowed & OPT_DRY_RUN)) ||
-	    (req->json && !(allowed & OPT_JSON))) {
+	if ((req->force && !(allowed & MXP_OPT_FORCE)) ||
+	    (req->dry_run && !(allowed & MXP_OPT_DRY_RUN)) ||
+	    (req->json && !(allowed & MXP_OPT_JSON))) {
 		return KNOT_EINVAL;
 	}
 

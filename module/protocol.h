@@ -45,6 +45,25 @@ typedef struct {
 	bool json;
 } mxp_request_t;
 
+/*! Options as bits, in the order proto_format_request() writes them. */
+enum {
+	MXP_OPT_REASON  = 1 << 0,
+	MXP_OPT_FOR     = 1 << 1,
+	MXP_OPT_FORCE   = 1 << 2,
+	MXP_OPT_DRY_RUN = 1 << 3,
+	MXP_OPT_JSON    = 1 << 4,
+};
+
+/*! What a command takes: positional arguments (NAME, then N|default) and options. */
+typedef struct {
+	unsigned min_args;
+	unsigned max_args;
+	unsigned opts;  /*!< MXP_OPT_* bits. */
+} mxp_cmd_syntax_t;
+
+/*! The syntax of a command (the one table the server and mxpolicyctl share), or NULL. */
+const mxp_cmd_syntax_t *proto_cmd_syntax(mxp_cmd_t cmd);
+
 /*! Command name as written in requests ("down", ...), or NULL. */
 const char *proto_cmd_name(mxp_cmd_t cmd);
 

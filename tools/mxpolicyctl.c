@@ -61,36 +61,28 @@ enum {
 	EXIT_CONNECT = 3,
 };
 
-/*! Options a command may take (bit mask). */
-enum {
-	OPT_JSON    = 1 << 0,
-	OPT_REASON  = 1 << 1,
-	OPT_FOR     = 1 << 2,
-	OPT_FORCE   = 1 << 3,
-	OPT_DRY_RUN = 1 << 4,
-};
-
+/*! How each command is shown in messages; what it takes comes from proto_cmd_syntax(). */
 typedef struct {
 	mxp_cmd_t cmd;
-	const char *name;
 	const char *args;      /*!< Arguments, as shown in messages. */
-	unsigned min_args;
-	unsigned max_args;
-	unsigned opts;         /*!< OPT_* the command takes. */
-} cmd_info_t;
+} cmd_usage_t;
 
-/*! The commands of include/mxpolicy/protocol.h. */
-static const cmd_info_t COMMANDS[] = {
-	{ MXP_CMD_VERSION, "version", "",              0, 0, 0 },
-	{ MXP_CMD_STATUS,  "status",  "[NAME]",        0, 1, OPT_JSON },
-	{ MXP_CMD_STATS,   "stats",   "",              0, 0, OPT_JSON },
-	{ MXP_CMD_DOWN,    "down",    "NAME",          1, 1, OPT_REASON | OPT_FOR | OPT_FORCE | OPT_DRY_RUN },
-	{ MXP_CMD_DRAIN,   "drain",   "NAME",          1, 1, OPT_REASON | OPT_FOR | OPT_DRY_RUN },
-	{ MXP_CMD_UP,      "up",      "NAME",          1, 1, OPT_REASON | OPT_DRY_RUN },
-	{ MXP_CMD_AUTO,    "auto",    "NAME",          1, 1, OPT_DRY_RUN },
-	{ MXP_CMD_WEIGHT,  "weight",  "NAME N|default", 2, 2, OPT_DRY_RUN },
-	{ MXP_CMD_SUSPEND, "suspend", "",              0, 0, OPT_REASON | OPT_DRY_RUN },
-	{ MXP_CMD_RESUME,  "resume",  "",              0, 0, OPT_DRY_RUN },
+static const cmd_usage_t USAGES[] = {
+	{ MXP_CMD_VERSION, "" },
+	{ MXP_CMD_STATUS,  "[NAME]" },
+	{ MXP_CMD_STATS,   "" },
+	{ MXP_CMD_DOWN,    "NAME" },
+	{ MXP_CMD_DRAIN,   "NAME" },
+	{ MXP_CMD_UP,      "NAME" },
+	{ MXP_CMD_AUTO,    "NAME" },
+	{ MXP_CMD_WEIGHT,  "NAME N|default" },
+	{ MXP_CMD_SUSPEND, "" },
+	{ MXP_CMD_RESUME,  "" },
+};
+
+/*! Options in the order usage errors report them. */
+static const unsigned OPT_REPORT_ORDER[] = {
+	MXP_OPT_JSON, MXP_OPT_REASON, MXP_OPT_FOR, MXP_OPT_FORCE, MXP_OPT_DRY_RUN,
 };
 
 /*! Longest positional list kept (command + 2 arguments + one extra to report). */
@@ -162,11 +154,11 @@ static void print_version(void)
 static const char *opt_name(unsigned opt)
 {
 	switch (opt) {
-	case OPT_JSON:    return "--json";
-	case OPT_REASON:  return "--reason";
-	case OPT_FOR:     return "--for";
-	case OPT_FORCE:   return "--force";
-	case OPT_DRY_RUN: return "--dry-run";
+	case MXP_OPT_JSON:    return "--json";
+	case MXP_OPT_REASON:  return "--reason";
+	case MXP_OPT_FOR:     return "--for";
+	case MXP_OPT_FORCE:   return "--force";
+	case MXP_OPT_DRY_RUN: return "--dry-run";
 	default:          return "?";
 	}
 }
@@ -227,22 +219,22 @@ static void parse_long(cli_t *cli, const char *arg, int argc, char **argv, int *
 		set_socket(cli, opt_value("--socket", val, argc, argv, i));
 		return;
 	} else if (IS("reason")) {
-		set_flag(cli, OPT_REASON);
+		set_flag(cli, MXP_OPT_REASON);
 		cli->reason = opt_value("--reason", val, argc, argv, i);
 		return;
 	} else if (IS("for")) {
-		set_flag(cli, OPT_FOR);
+		set_flag(cli, MXP_OPT_FOR);
 		cli->for_text = opt_value("--for", val, argc, argv, i);
 		return;
 	}
 
 	unsigned flag = 0;
 	if (IS("json")) {
-		flag = OPT_JSON;
+		flag = MXP_OPT_JSON;
 	} else if (IS("force")) {
-		flag = OPT_FORCE;
+		flag = MXP_OPT_FORCE;
 	} else if (IS("dry-run")) {
-		flag = OPT_DRY_RUN;
+		flag = MXP_OPT_DRY_RUN;
 	} else if (IS("help")) {
 		cli->help = true;
 	} else if (IS("version")) {
@@ -297,18 +289,14 @@ static void parse_args(cli_t *cli, int argc, char **argv)
 	}
 }
 
-static const cmd_info_t *find_command(const char *name)
+static const char *command_args(mxp_cmd_t cmd)
 {
-	mxp_cmd_t cmd;
-	if (proto_cmd_by_name(name, &cmd) != KNOT_EOK) {
-		return NULL;
-	}
-	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
-		if (COMMANDS[i].cmd == cmd) {
-			return &COMMANDS[i];
+	for (size_t i = 0; i < sizeof(USAGES) / sizeof(USAGES[0]); i++) {
+		if (USAGES[i].cmd == cmd) {
+			return USAGES[i].args;
 		}
 	}
-	return NULL;
+	return "";
 }
 
 static void parse_name(mxp_request_t *req, const char *text)
@@ -373,54 +361,56 @@ static void build_request(const cli_t *cli, mxp_request_t *req)
 		usage_error("no command given");
 	}
 	const char *name = cli->pos[0];
-	const cmd_info_t *info = find_command(name);
-	if (info == NULL) {
+	mxp_cmd_t cmd;
+	if (proto_cmd_by_name(name, &cmd) != KNOT_EOK) {
 		usage_error("unknown command '%s'", name);
 	}
-	req->cmd = info->cmd;
+	const mxp_cmd_syntax_t *info = proto_cmd_syntax(cmd);
+	const char *args = command_args(cmd);
+	req->cmd = cmd;
 
 	unsigned nargs = cli->npos - 1;
 	if (nargs < info->min_args) {
 		usage_error("command '%s' needs %s (usage: %s %s)", name,
 		            (info->min_args == 1) ? "an exchanger name" : "NAME and N|default",
-		            name, info->args);
+		            name, args);
 	}
 	if (nargs > info->max_args) {
 		const char *extra = cli->pos[1 + info->max_args];
-		if (info->opts & OPT_REASON) {
+		if (info->opts & MXP_OPT_REASON) {
 			usage_error("too many arguments for '%s': '%s' (give a reason "
 			            "with --reason TEXT)", name, extra);
 		}
 		usage_error("too many arguments for '%s': '%s' (usage: %s%s%s)",
-		            name, extra, name, (info->args[0] != '\0') ? " " : "",
-		            info->args);
+		            name, extra, name, (args[0] != '\0') ? " " : "", args);
 	}
 
 	unsigned bad = cli->opts & ~info->opts;
-	if (bad != 0) {
-		unsigned first = bad & -bad;
-		usage_error("option %s is not valid for '%s'", opt_name(first), name);
+	for (size_t i = 0; bad != 0 && i < sizeof(OPT_REPORT_ORDER) / sizeof(*OPT_REPORT_ORDER); i++) {
+		if (bad & OPT_REPORT_ORDER[i]) {
+			usage_error("option %s is not valid for '%s'", opt_name(OPT_REPORT_ORDER[i]), name);
+		}
 	}
 
 	if (nargs >= 1) {
 		parse_name(req, cli->pos[1]);
 	}
-	if (info->cmd == MXP_CMD_WEIGHT) {
+	if (cmd == MXP_CMD_WEIGHT) {
 		parse_weight(req, cli->pos[2]);
 	}
-	if (cli->opts & OPT_REASON) {
+	if (cli->opts & MXP_OPT_REASON) {
 		parse_reason(req, cli->reason);
 	}
-	if (cli->opts & OPT_FOR) {
+	if (cli->opts & MXP_OPT_FOR) {
 		if (proto_parse_duration(cli->for_text, &req->for_seconds) != KNOT_EOK) {
 			usage_error("option --for: invalid duration '%s' (seconds, or "
 			            "units s, m, h, d like 2h or 1h30m; at most 30d)",
 			            cli->for_text);
 		}
 	}
-	req->json = (cli->opts & OPT_JSON) != 0;
-	req->force = (cli->opts & OPT_FORCE) != 0;
-	req->dry_run = (cli->opts & OPT_DRY_RUN) != 0;
+	req->json = (cli->opts & MXP_OPT_JSON) != 0;
+	req->force = (cli->opts & MXP_OPT_FORCE) != 0;
+	req->dry_run = (cli->opts & MXP_OPT_DRY_RUN) != 0;
 }
 
 static int parse_timeout(void)
