@@ -3,6 +3,7 @@
  */
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy.h"
@@ -152,6 +153,27 @@ static size_t pick_winner(const mxp_record_t *recs, const uint16_t *members, siz
 	return 0;  /* Not reached: r < total. */
 }
 
+static size_t count_positive(const mxp_record_t *recs, const uint16_t *members, size_t n)
+{
+	size_t positive = 0;
+	for (size_t i = 0; i < n; i++) {
+		positive += recs[members[i]].weight > 0;
+	}
+	return positive;
+}
+
+/* Position of the k-th member of positive weight (the draws can pick no other). */
+static size_t nth_positive(const mxp_record_t *recs, const uint16_t *members, size_t n,
+                           size_t k)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (recs[members[i]].weight > 0 && k-- == 0) {
+			return i;
+		}
+	}
+	return 0;
+}
+
 /*
  * Give each level a preference, strictly increasing across levels, within
  * 0..65535, changing as little as possible: a tier's first level keeps the
@@ -216,9 +238,20 @@ static void plan_unchanged(mxp_plan_t *plan, const mxp_record_t *recs, size_t co
 	}
 }
 
-void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
-                 mxp_rng_t *rng, mxp_plan_t *plan)
+/*
+ * The plan itself. With 'forced', the winner of the k-th tier that draws one
+ * is its forced[k]-th member of positive weight instead of a random or
+ * sticky pick; 'radix', when given, receives how many such members each
+ * drawing tier has, and *ndraws how many tiers drew.
+ */
+static void plan_core(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
+                      mxp_rng_t *rng, const uint16_t *forced, uint16_t *radix,
+                      size_t *ndraws, mxp_plan_t *plan)
 {
+	size_t draws = 0;
+	if (ndraws != NULL) {
+		*ndraws = 0;
+	}
 	plan->degraded = false;
 	plan->all_down = false;
 	plan->null_mx = false;
@@ -321,7 +354,17 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 					 * order. Without new preferences (signed + DO) only the
 					 * wire order changes, which keeps the signature valid.
 					 */
-					size_t w = pick_winner(recs, cand, ncand, opts, rng);
+					size_t w = 0;
+					if (forced != NULL || radix != NULL) {
+						w = nth_positive(recs, cand, ncand,
+						                 forced != NULL ? forced[draws] : 0);
+					} else {
+						w = pick_winner(recs, cand, ncand, opts, rng);
+					}
+					if (radix != NULL) {
+						radix[draws] = count_positive(recs, cand, ncand);
+					}
+					draws++;
 					uint16_t winner = cand[w];
 					for (; w > 0; w--) {
 						cand[w] = cand[w - 1];
@@ -398,7 +441,62 @@ void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
 	if (plan->left_out > 0 || plan->reordered || plan->renumbered) {
 		plan->kind = MXP_PLAN_REWRITE;
 	}
+	if (ndraws != NULL) {
+		*ndraws = draws;
+	}
 	/* UNCHANGED plans list every record in zone order with its own preference. */
+}
+
+void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
+                 mxp_rng_t *rng, mxp_plan_t *plan)
+{
+	plan_core(recs, count, opts, rng, NULL, NULL, NULL, plan);
+}
+
+int policy_variants(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
+                    size_t max, policy_variant_fn fn, void *arg)
+{
+	/*
+	 * Only the winner draws of 'preference' tiers change which records and
+	 * preferences a plan has ('order' races only change the wire order):
+	 * count the draws, then walk every combination of winners.
+	 */
+	uint16_t radix[MXP_MAX_RECORDS], digit[MXP_MAX_RECORDS] = { 0 };
+	size_t ndraws = 0;
+	mxp_rng_t rng;
+	static const uint8_t seed[32] = { 1 };
+	rng_seed(&rng, seed);
+
+	mxp_plan_t *plan = malloc(sizeof(*plan));
+	if (plan == NULL) {
+		return -1;
+	}
+	plan_core(recs, count, opts, &rng, NULL, radix, &ndraws, plan);
+	size_t total = 1;
+	for (size_t k = 0; k < ndraws; k++) {
+		if (radix[k] == 0 || total > max / radix[k]) {
+			free(plan);
+			return -1;
+		}
+		total *= radix[k];
+	}
+	if (total > max) {
+		free(plan);
+		return -1;
+	}
+
+	for (size_t n = 0; n < total; n++) {
+		plan_core(recs, count, opts, &rng, digit, NULL, NULL, plan);
+		fn(plan, arg);
+		for (size_t k = 0; k < ndraws; k++) {
+			if (++digit[k] < radix[k]) {
+				break;
+			}
+			digit[k] = 0;
+		}
+	}
+	free(plan);
+	return (int)total;
 }
 
 uint32_t policy_ttl(uint32_t zone_ttl, const mxp_ttl_opts_t *opts, bool degraded,

@@ -102,6 +102,22 @@ typedef struct {
 void policy_plan(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
                  mxp_rng_t *rng, mxp_plan_t *plan);
 
+/*! Called by policy_variants() with each possible plan (valid during the call). */
+typedef void (*policy_variant_fn)(const mxp_plan_t *plan, void *arg);
+
+/*!
+ * \brief Every plan policy_plan() can give for these inputs, up to the order
+ *        of records: one per combination of weighted tier winners.
+ *
+ * For the signer, which needs each possible set of records and preferences
+ * signed before it is served. Not for the query path (allocates).
+ *
+ * \return The number of plans passed to fn, or -1 if there would be more
+ *         than 'max' (then fn was not called) or memory ran out.
+ */
+int policy_variants(const mxp_record_t *recs, size_t count, const mxp_opts_t *opts,
+                    size_t max, policy_variant_fn fn, void *arg);
+
 /*! TTL bounds of a zone's policy; 0 means no bound / no degraded cap. */
 typedef struct {
 	uint32_t min;

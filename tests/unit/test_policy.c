@@ -1749,6 +1749,156 @@ static void test_random_sets_invariants(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* policy_variants                                                         */
+
+/* A plan as a set: (index, preference) per kept record, sorted by index. */
+typedef struct {
+	size_t n;
+	uint32_t rec[N_MAX];
+} varset_t;
+
+static void varset_of(const mxp_plan_t *plan, varset_t *v)
+{
+	v->n = plan->count;
+	for (size_t s = 0; s < plan->count; s++) {
+		uint32_t x = ((uint32_t)plan->slots[s].idx << 16) | plan->slots[s].pref;
+		size_t j = s;
+		for (; j > 0 && v->rec[j - 1] > x; j--) {
+			v->rec[j] = v->rec[j - 1];
+		}
+		v->rec[j] = x;
+	}
+}
+
+#define MAX_VARIANTS 64
+
+typedef struct {
+	size_t n;
+	varset_t set[MAX_VARIANTS];
+	int hit[MAX_VARIANTS];
+} varlist_t;
+
+static int varlist_find(const varlist_t *l, const varset_t *v)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->set[i].n == v->n &&
+		    memcmp(l->set[i].rec, v->rec, v->n * sizeof(v->rec[0])) == 0) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static void collect_variant(const mxp_plan_t *plan, void *arg)
+{
+	varlist_t *l = arg;
+	assert_true(l->n < MAX_VARIANTS);
+	varset_of(plan, &l->set[l->n]);
+	/* Distinct combinations of winners give distinct sets. */
+	assert_int_equal(varlist_find(l, &l->set[l->n]), -1);
+	l->hit[l->n] = 0;
+	l->n++;
+}
+
+/*
+ * Every plan policy_plan() draws (random or sticky) is one of the variants,
+ * and every variant is drawn: so the signer, which signs the variants, has
+ * signed whatever an answer can carry.
+ */
+static void test_variants_cover_plans(void **state)
+{
+	(void)state;
+	mxp_rng_t rng;
+	tu_rng_seed(&rng, 91);
+	uint64_t g = 91;
+	static const uint16_t prefs[] = { 0, 10, 10, 10, 11, 20, 20, 65534, 65535 };
+	static const uint16_t weights[] = { 0, 1, 2, 3, 10 };
+	mxp_record_t r[N_MAX];
+	mxp_plan_t plan;
+	varlist_t *l = test_malloc(sizeof(*l));
+	varset_t v;
+	size_t multi = 0;
+	for (int it = 0; it < 3000; it++) {
+		size_t n = 1 + tu_splitmix64(&g) % 7;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t x = tu_splitmix64(&g);
+			mxp_state_t st = (x >> 20) % 5 == 0 ? MXP_STATE_DOWN :
+			                 (x >> 20) % 7 == 1 ? MXP_STATE_DRAIN : MXP_STATE_UP;
+			r[i] = rec(prefs[x % ARRAY_LEN(prefs)], weights[(x >> 8) % ARRAY_LEN(weights)], st);
+		}
+		for (size_t i = 1; i < n; i++) {
+			for (size_t j = i; j > 0 && r[j - 1].pref > r[j].pref; j--) {
+				mxp_record_t t = r[j];
+				r[j] = r[j - 1];
+				r[j - 1] = t;
+			}
+		}
+		uint64_t f = tu_splitmix64(&g);
+		mxp_opts_t o = opts_mode(ALL_MODES[f % 3]);
+		o.sticky = (f >> 4) & 1;
+		o.tier_failover = (f >> 5) & 1;
+
+		l->n = 0;
+		int total = policy_variants(r, n, &o, MAX_VARIANTS, collect_variant, l);
+		assert_int_equal(total, (int)l->n);
+		assert_true(total >= 1);
+		multi += total > 1;
+		for (int d = 0; d < 400; d++) {
+			for (size_t i = 0; i < n; i++) {
+				r[i].hash = tu_splitmix64(&g);  /* Sticky: a new client each time. */
+			}
+			policy_plan(r, n, &o, &rng, &plan);
+			varset_of(&plan, &v);
+			int at = varlist_find(l, &v);
+			if (at < 0) {
+				dump(r, n, &plan);
+			}
+			assert_true(at >= 0);
+			l->hit[at]++;
+		}
+		for (size_t i = 0; i < l->n; i++) {
+			/* At most 64 variants, smallest chance 1/(16*16) per tier pair here. */
+			if (total <= 4 && l->hit[i] == 0) {
+				dump(r, n, &plan);
+			}
+			assert_true(total > 4 || l->hit[i] > 0);
+		}
+	}
+	print_message("%zu of 3000 sets had several variants\n", multi);
+	assert_true(multi > 200);  /* The draw covered sets with several variants. */
+	test_free(l);
+}
+
+static void count_variant(const mxp_plan_t *plan, void *arg)
+{
+	(void)plan;
+	(*(int *)arg)++;
+}
+
+static void test_variants_bound(void **state)
+{
+	(void)state;
+	mxp_record_t r[12];
+	/* Four tiers of three unequal members: 81 combinations. */
+	for (size_t i = 0; i < 12; i++) {
+		r[i] = rec(10 * (i / 3 + 1), 1 + i % 3, MXP_STATE_UP);
+	}
+	mxp_opts_t o = opts_mode(MXP_ROT_PREFERENCE);
+	int calls = 0;
+	assert_int_equal(policy_variants(r, 12, &o, 80, count_variant, &calls), -1);
+	assert_int_equal(calls, 0);
+	assert_int_equal(policy_variants(r, 12, &o, 81, count_variant, &calls), 81);
+	assert_int_equal(calls, 81);
+
+	/* 'order' mode changes no set: one variant, even with a member down. */
+	o = opts_mode(MXP_ROT_ORDER);
+	r[1].state = MXP_STATE_DOWN;
+	calls = 0;
+	assert_int_equal(policy_variants(r, 12, &o, 1, count_variant, &calls), 1);
+	assert_int_equal(calls, 1);
+}
+
+/* ---------------------------------------------------------------------- */
 /* policy_ttl                                                              */
 
 static uint32_t ttl(uint32_t zone, uint32_t min, uint32_t max, uint32_t deg, bool degraded,
@@ -1857,6 +2007,8 @@ int main(void)
 		cmocka_unit_test(test_signed_order_reorders),
 		cmocka_unit_test(test_signed_all_down),
 		cmocka_unit_test(test_random_sets_invariants),
+		cmocka_unit_test(test_variants_cover_plans),
+		cmocka_unit_test(test_variants_bound),
 		cmocka_unit_test(test_ttl_clamp),
 		cmocka_unit_test(test_ttl_degraded),
 		cmocka_unit_test(test_ttl_signed),
