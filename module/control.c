@@ -27,6 +27,7 @@
 #include "protocol.h"
 #include "registry.h"
 #include "seen.h"
+#include "signer.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
@@ -34,6 +35,7 @@
 
 #define MAX_RESPONSE   ((4u << 20) - 4096)  /* Body + status line stay within mxpolicyctl's 4 MiB. */
 #define WRITE_TIMEOUT  5000
+#define SIGN_WAIT_MS   5000  /* Longest wait for signed variants before a change is published. */
 
 typedef struct {
 	int fd;
@@ -80,8 +82,7 @@ static bool stderr_is_useful(void)
 	return true;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void ctl_log(int prio, const char *fmt, ...)
+void ctl_log(int prio, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list args;
@@ -268,6 +269,20 @@ static int save_state(const registry_snap_t *snap, char *err, size_t err_len)
 	return persist_save(ctl.conf.state_path, &doc, err, err_len);
 }
 
+/*
+ * Publish a change, having the signer prepare the signed variants of the
+ * new states first, so that DO answers in signed zones follow the change
+ * from the first query (bounded wait: past it they follow when signed).
+ */
+static void publish(registry_snap_t *snap)
+{
+	if (!signer_presign(snap, SIGN_WAIT_MS)) {
+		ctl_log(LOG_WARNING, "signed answers for the new states not all ready within %d s, "
+		        "the rest follow when signed", SIGN_WAIT_MS / 1000);
+	}
+	registry_publish(snap);
+}
+
 /* Save, then publish: a change the file does not hold is never answered "ok". */
 static bool commit(registry_snap_t *snap, const char **status, char *msg, size_t msg_len)
 {
@@ -283,7 +298,7 @@ static bool commit(registry_snap_t *snap, const char **status, char *msg, size_t
 		ctl_log(LOG_ERR, "%s", msg);
 		return false;
 	}
-	registry_publish(snap);
+	publish(snap);
 	ctl.changes++;
 	return true;
 }
@@ -527,7 +542,7 @@ static int64_t expire_states(void)
 			/* Still expire: the operator asked for it; retry saving with the next change. */
 			ctl_log(LOG_ERR, "cannot save state file '%s': %s", ctl.conf.state_path, err);
 		}
-		registry_publish(snap);
+		publish(snap);
 		ctl.changes++;
 	}
 	return next;
@@ -707,6 +722,8 @@ static void cmd_status(const mxp_request_t *req, strbuf_t *body)
 static void cmd_stats(const mxp_request_t *req, strbuf_t *body)
 {
 	const registry_snap_t *cur = registry_current();
+	signer_stats_t sst;
+	signer_stats(&sst);
 	size_t down = 0, drain = 0, up = 0, weights = 0;
 	for (size_t i = 0; i < cur->count; i++) {
 		down += cur->entries[i].op == MXP_OP_DOWN;
@@ -718,12 +735,23 @@ static void cmd_stats(const mxp_request_t *req, strbuf_t *body)
 		sb_printf(body, "{\"suspended\": %s, \"generation\": %llu, \"exchangers\": %zu, "
 		          "\"down\": %zu, \"drain\": %zu, \"up\": %zu, \"weight_overrides\": %zu, "
 		          "\"requests\": %llu, \"changes\": %llu, \"refused\": %llu, "
-		          "\"errors\": %llu, \"denied\": %llu, \"uptime\": %lld}\n",
+		          "\"errors\": %llu, \"denied\": %llu, \"uptime\": %lld",
 		          cur->suspend.on ? "true" : "false", (unsigned long long)cur->generation,
 		          cur->count, down, drain, up, weights,
 		          (unsigned long long)ctl.requests, (unsigned long long)ctl.changes,
 		          (unsigned long long)ctl.refused, (unsigned long long)ctl.errors,
 		          (unsigned long long)ctl.denied, (long long)(time(NULL) - ctl.started));
+		sb_printf(body, ", \"signing\": {\"signed\": %llu, \"cached\": %llu, "
+		          "\"sets\": %llu, \"requests\": %llu, \"ring_full\": %llu, "
+		          "\"budget_deferred\": %llu",
+		          (unsigned long long)sst.signed_ok, (unsigned long long)sst.cached,
+		          (unsigned long long)sst.contexts, (unsigned long long)sst.requests,
+		          (unsigned long long)sst.ring_full, (unsigned long long)sst.budget_deferred);
+		for (int i = 1; i < SIG_CAUSES; i++) {
+			sb_printf(body, ", \"failed_%s\": %llu", sig_cause_names[i],
+			          (unsigned long long)sst.failed[i]);
+		}
+		sb_printf(body, "}}\n");
 		return;
 	}
 	sb_printf(body, "suspended: %s\ngeneration: %llu\nexchangers: %zu (down %zu, drain %zu, "
@@ -735,6 +763,15 @@ static void cmd_stats(const mxp_request_t *req, strbuf_t *body)
 	          (unsigned long long)ctl.refused, (unsigned long long)ctl.errors,
 	          (unsigned long long)ctl.denied, (long long)(time(NULL) - ctl.started),
 	          ctl.conf.state_path);
+	sb_printf(body, "signed variants: %llu signed, %llu cached, %llu sets, %llu requests "
+	          "(%llu not queued), %llu waited for the budget\nsigning failures:",
+	          (unsigned long long)sst.signed_ok, (unsigned long long)sst.cached,
+	          (unsigned long long)sst.contexts, (unsigned long long)sst.requests,
+	          (unsigned long long)sst.ring_full, (unsigned long long)sst.budget_deferred);
+	for (int i = 1; i < SIG_CAUSES; i++) {
+		sb_printf(body, " %s %llu", sig_cause_names[i], (unsigned long long)sst.failed[i]);
+	}
+	sb_printf(body, "\n");
 }
 
 static void handle_request(client_t *c)

@@ -34,3 +34,10 @@ void control_release(void);
 
 /*! Is the running thread using these paths? (A reload cannot move it.) */
 bool control_same_conf(const control_conf_t *conf);
+
+/*!
+ * \brief Log from a thread that outlives module instances (the control and
+ *        signer threads): to knotd's stderr, or syslog when that is /dev/null.
+ */
+__attribute__((format(printf, 2, 3)))
+void ctl_log(int prio, const char *fmt, ...);

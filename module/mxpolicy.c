@@ -30,6 +30,9 @@
 #include "rng.h"
 #include "seen.h"
 #include "setcache.h"
+#include "sigcache.h"
+#include "signer.h"
+#include "rrsign.h"
 #include "txtclass.h"
 
 #define MOD_ROTATION       "\x08""rotation"
@@ -46,6 +49,9 @@
 #define MOD_BYPASS         "\x06""bypass"
 #define MOD_CONTROL_SOCKET "\x0e""control-socket"
 #define MOD_STATE_FILE     "\x0a""state-file"
+#define MOD_SIGN           "\x04""sign"
+#define MOD_SIGN_RATE      "\x09""sign-rate"
+#define MOD_SIGN_CACHE     "\x0a""sign-cache"
 
 #define MOD_SECTION        "\x0c""mod-mxpolicy"
 /*! Reserved id of the entry that holds the server-wide items. */
@@ -106,6 +112,9 @@ const yp_item_t mxpolicy_conf[] = {
 	{ MOD_BYPASS,         YP_TNET,  YP_VNONE, YP_FMULTI },
 	{ MOD_CONTROL_SOCKET, YP_TSTR,  YP_VNONE },
 	{ MOD_STATE_FILE,     YP_TSTR,  YP_VNONE },
+	{ MOD_SIGN,           YP_TBOOL, YP_VBOOL = { true } },
+	{ MOD_SIGN_RATE,      YP_TINT,  YP_VINT = { 1, 100000, 200 } },
+	{ MOD_SIGN_CACHE,     YP_TINT,  YP_VINT = { 16, 10000000, 16384 } },
 	{ NULL }
 };
 
@@ -145,7 +154,8 @@ static bool is_server_id(const uint8_t *id, size_t len)
 static int mxpolicy_conf_check(knotd_conf_check_args_t *args)
 {
 	if (!is_server_id(args->id, args->id_len)) {
-		static const char *server_items[] = { MOD_CONTROL_SOCKET, MOD_STATE_FILE };
+		static const char *server_items[] = { MOD_CONTROL_SOCKET, MOD_STATE_FILE,
+		                                      MOD_SIGN_RATE, MOD_SIGN_CACHE };
 		for (size_t i = 0; i < sizeof(server_items) / sizeof(*server_items); i++) {
 			knotd_conf_t val = knotd_conf_check_item(args, (const yp_name_t *)server_items[i]);
 			if (val.count > 0) {
@@ -177,7 +187,29 @@ enum {
 	CTR_TXT_TTL,
 	CTR_SIGNED_LIMITED,
 	CTR_ERRORS,
+	CTR_SIGNED,       /*!< Indexed: SIGNED_HIT, SIGNED_MISS, then 1 + sig_cause_t. */
 };
+
+enum {
+	SIGNED_HIT = 0,
+	SIGNED_MISS,
+	SIGNED_IDX_COUNT = 1 + SIG_CAUSES,
+};
+
+static char *signed_idx_str(uint32_t idx, uint32_t count)
+{
+	(void)count;
+	if (idx == SIGNED_HIT) {
+		return strdup("cache-hit");
+	} else if (idx == SIGNED_MISS) {
+		return strdup("cache-miss");
+	} else if (idx < SIGNED_IDX_COUNT) {
+		char name[64];
+		snprintf(name, sizeof(name), "fallback-%s", sig_cause_names[idx - 1]);
+		return strdup(name);
+	}
+	return NULL;
+}
 
 static const char *counter_names[] = {
 	[CTR_REWRITTEN]      = "rewritten",
@@ -187,6 +219,7 @@ static const char *counter_names[] = {
 	[CTR_TXT_TTL]        = "txt-ttl",
 	[CTR_SIGNED_LIMITED] = "signed-limited",
 	[CTR_ERRORS]         = "errors",
+	[CTR_SIGNED]         = "signed-variant",
 };
 
 typedef struct {
@@ -202,6 +235,8 @@ typedef struct {
 	size_t weight_count;
 	uint64_t tag;          /*!< Never reused: keys this instance's set cache entries. */
 	bool control;          /*!< Holds a reference on the control thread. */
+	bool sign;             /*!< Re-sign changed MX sets for DO answers of signed zones. */
+	bool signer;           /*!< Holds a reference on the signer thread. */
 	knotd_conf_t bypass;
 } mxpolicy_ctx_t;
 
@@ -231,6 +266,7 @@ typedef struct {
 	mxp_rng_t rng;
 	setcache_t cache;
 	mxp_plan_t plan;            /*!< The current answer's plan (too big for the stack). */
+	sigkey_t key;               /*!< Signed-variant lookup key (too big for the stack). */
 	setcache_entry_t uncached;  /*!< Weights and states of a set too large to cache. */
 	const knot_pkt_t *seen_pkt; /*!< Response the ADDITIONAL hook handled. */
 	uint64_t seen_tag;          /*!< Instance that handled it. */
@@ -410,6 +446,134 @@ static void count_mx_answer(knotd_mod_t *mod, unsigned thr, const mxp_plan_t *pl
 	}
 }
 
+/* ------------------------------------------------------------------------ */
+/* Signed zones: answers whose MX set changed carry a signature the signer
+ * thread made with the zone's key (sigcache.h, signer.h). */
+
+static void ensure_hashes(setcache_entry_t *known, const knot_rdataset_t *mx)
+{
+	if (known->hashed) {
+		return;
+	}
+	knot_rdata_t *rd = mx->rdata;
+	for (uint16_t i = 0; i < mx->count; i++, rd = knot_rdataset_next(rd)) {
+		known->name_hash[i] = sigcache_name_hash(rd->data + 2);
+	}
+	known->hashed = true;
+}
+
+/*
+ * Find the signed variant of the plan's set for every RRSIG of the MX set.
+ * Returns SIGNED_HIT with sigs[] filled, SIGNED_MISS, or 1 + the cause of a
+ * remembered failure.
+ */
+static int find_variant(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx,
+                        const setcache_entry_t *known, const mxp_plan_t *plan,
+                        rewrite_sig_t *sigs)
+{
+	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
+	if (rrsig->rrs.count > SIGNER_MAX_SIGS) {
+		return 1 + SIG_FAIL_ALGORITHM;  /* More than an algorithm rollover's two. */
+	}
+	sigkey_t *key = &slot->key;
+	knot_rdata_t *rd = rrsig->rrs.rdata;
+	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
+		int head_len = rrsign_head_len(rd->data, rd->len);
+		if (head_len < 0 ||
+		    sigcache_key_init(key, pkt->rr[idx].owner, rd->data, head_len) != KNOT_EOK) {
+			return 1 + SIG_FAIL_ERROR;
+		}
+		for (uint16_t s = 0; s < plan->count; s++) {
+			sigcache_key_add(key, sigcache_rec(known->name_hash[plan->slots[s].idx],
+			                                   plan->slots[s].pref));
+		}
+		const sigvar_t *var = sigcache_find(key);
+		if (var == NULL) {
+			return SIGNED_MISS;
+		}
+		if (sigvar_cause(var) != SIG_OK) {
+			return 1 + sigvar_cause(var);
+		}
+		sigs[j].head = rd->data;
+		sigs[j].head_len = head_len;
+		sigs[j].sig = sigvar_sig(var, &sigs[j].sig_len);
+	}
+	return SIGNED_HIT;
+}
+
+/* Identity of a set's signing context: owner and the zone's RRSIG heads. */
+static uint64_t context_memo(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx)
+{
+	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
+	uint64_t memo = 0;
+	knot_rdata_t *rd = rrsig->rrs.rdata;
+	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
+		int head_len = rrsign_head_len(rd->data, rd->len);
+		if (head_len < 0 ||
+		    sigcache_key_init(&slot->key, pkt->rr[idx].owner, rd->data, head_len) != KNOT_EOK) {
+			return 0;
+		}
+		memo = memo * 0x9e3779b97f4a7c15ULL + slot->key.hash;
+	}
+	return memo | 1;
+}
+
+/*
+ * Hand a set's signing context to the signer, once per context and cached
+ * set: the signer then keeps the set's variants signed for every state.
+ */
+static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_slot_t *slot,
+                            const knot_pkt_t *pkt, int idx, int sig_idx,
+                            const knot_rdataset_t *zone_mx, setcache_entry_t *known)
+{
+	if (known == &slot->uncached) {
+		return;  /* Too large to remember, too large to hand over. */
+	}
+	uint64_t memo = context_memo(slot, pkt, idx, sig_idx);
+	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
+	if (memo == 0 || memo == known->sig_memo || rrsig->rrs.count > SIGNER_MAX_SIGS) {
+		return;
+	}
+	signer_req_t *req = signer_claim(qdata->params->thread_id);
+	if (req == NULL) {
+		return;  /* Ring full: asked again with a later answer. */
+	}
+
+	const knot_dname_t *owner = pkt->rr[idx].owner;
+	memcpy(req->owner, owner, knot_dname_size(owner));
+	req->tag = ctx->tag;
+	req->nsigs = rrsig->rrs.count;
+	knot_rrset_t dnskeys = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
+	knot_rdata_t *rd = rrsig->rrs.rdata;
+	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
+		int head_len = rrsign_head_len(rd->data, rd->len);
+		req->head_len[j] = head_len;
+		memcpy(req->head[j], rd->data, head_len);
+		/* The key that made the zone's signature: algorithm and key tag. */
+		uint8_t alg = rd->data[2];
+		uint16_t tag = knot_wire_read_u16(rd->data + 16);
+		req->dnskey_len[j] = 0;
+		knot_rdata_t *key = dnskeys.rrs.rdata;
+		for (uint16_t k = 0; k < dnskeys.rrs.count; k++, key = knot_rdataset_next(key)) {
+			if (key->len >= 4 && key->len <= SIGNER_MAX_DNSKEY && key->data[3] == alg &&
+			    rrsign_dnskey_tag(key->data, key->len) == tag) {
+				memcpy(req->dnskey[j], key->data, key->len);
+				req->dnskey_len[j] = key->len;
+				break;
+			}
+		}
+	}
+	req->count = zone_mx->count;
+	req->size = zone_mx->size;
+	memcpy(req->rdata, zone_mx->rdata, zone_mx->size);
+	rd = zone_mx->rdata;
+	for (uint16_t i = 0; i < zone_mx->count; i++, rd = knot_rdataset_next(rd)) {
+		req->weight[i] = exchanger_weight(ctx, rd->data + 2);
+	}
+	signer_commit(qdata->params->thread_id);
+	known->sig_memo = memo;
+}
+
 /* Where a hook runs: the rewrite it may do depends on what knotd has written. */
 typedef enum {
 	AT_ADDITIONAL, /*!< Every section written, OPT and TSIG not yet: anything goes. */
@@ -453,6 +617,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 		setcache_entry_t *fill = setcache_put(&slot->cache, ctx->tag, generation, &zone_mx);
 		if (fill == NULL) {
 			fill = &slot->uncached;  /* Too large to cache: resolved, not remembered. */
+			fill->hashed = false;
 		}
 		knot_rdata_t *rd = zone_mx.rdata;
 		for (uint16_t i = 0; i < zone_mx.count; i++, rd = knot_rdataset_next(rd)) {
@@ -477,12 +642,18 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	/* Signing matters only with DO (signature validity) or ttl-min (never raise). */
 	bool with_do = knot_pkt_has_dnssec(qdata->query);
 	bool is_signed = (with_do || ctx->ttl.min > 0) && zone_signed(qdata);
+	bool signed_do = is_signed && with_do;
+	/* A changed set goes out in a signed DO answer only with a signature made for it. */
+	int sig_idx = -1;
+	if (signed_do && ctx->signer && stage == AT_ADDITIONAL) {
+		sig_idx = rewrite_find_rrsig(pkt, idx);
+	}
 	mxp_opts_t opts = {
 		.rotation = ctx->rotation,
 		.all_down = ctx->all_down,
 		.sticky = ctx->sticky,
 		.tier_failover = ctx->tier_failover,
-		.may_change_set = !(is_signed && with_do),
+		.may_change_set = !signed_do || sig_idx >= 0,
 	};
 	if (ctx->sticky && stage == AT_END && qdata->ecs != NULL) {
 		return state;  /* OPT is written: a choice keyed per subnet could not say so. */
@@ -500,6 +671,23 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 
 	if (plan->null_mx) {
 		return state;
+	}
+
+	rewrite_sig_t sigs[SIGNER_MAX_SIGS];
+	bool resign = false;
+	if (sig_idx >= 0) {
+		ensure_hashes(known, &zone_mx);
+		request_signing(ctx, qdata, slot, pkt, idx, sig_idx, &zone_mx, known);
+		if (plan->kind == MXP_PLAN_REWRITE && (plan->left_out > 0 || plan->renumbered)) {
+			int found = find_variant(slot, pkt, idx, sig_idx, known, plan, sigs);
+			knotd_mod_stats_incr(mod, thr, CTR_SIGNED, found, 1);
+			resign = found == SIGNED_HIT;
+			if (!resign) {
+				/* Not signed (yet): the zone's set, reordered at most, this time. */
+				opts.may_change_set = false;
+				policy_plan(recs, zone_mx.count, &opts, &slot->rng, plan);
+			}
+		}
 	}
 	bool in_place = plan->kind == MXP_PLAN_UNCHANGED ||
 	                (plan->left_out == 0 && (!plan->reordered ||
@@ -524,6 +712,10 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, plan->degraded, is_signed);
 	bool changed = plan->kind != MXP_PLAN_UNCHANGED || ttl != rr->ttl;
 	int ret = KNOT_EAGAIN;
+	if (in_place && resign &&
+	    rewrite_rrsig_sigs(pkt, sig_idx, sigs, pkt->rr[sig_idx].rrs.count, false) != KNOT_EOK) {
+		in_place = false;  /* Signatures of another length: rewrite the sections. */
+	}
 	if (in_place) {
 		/* Glue never outlives the MX set, even when the set itself is unchanged. */
 		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true) :
@@ -532,14 +724,23 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 			knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
 			return state;  /* Nothing was changed: the zone's answer is valid. */
 		}
+		if (ret == KNOT_EOK && resign) {
+			/* Checked above; the patch changed no size. */
+			ret = rewrite_rrsig_sigs(pkt, sig_idx, sigs, pkt->rr[sig_idx].rrs.count, true);
+		}
 	}
 	if (ret == KNOT_EAGAIN && stage == AT_ADDITIONAL) {
 		knot_rdataset_t new_mx;
 		ret = rewrite_build_mx(&new_mx, &zone_mx, plan, qdata->mm);
+		knot_rdataset_t new_sigs;
+		if (ret == KNOT_EOK && resign) {
+			ret = rewrite_build_rrsig(&new_sigs, &pkt->rr[sig_idx].rrs, sigs, qdata->mm);
+		}
 		if (ret == KNOT_EOK) {
 			rewrite_mx_t rw = {
 				.mx_idx = idx,
 				.mx = &new_mx,
+				.mx_rrsig = resign ? &new_sigs : NULL,
 				.ttl = ttl,
 				.zone_mx = &zone_mx,
 			};
@@ -636,6 +837,10 @@ static void ctx_free(mxpolicy_ctx_t *ctx)
 	if (ctx == NULL) {
 		return;
 	}
+	if (ctx->signer) {
+		signer_profile_remove(ctx->tag);
+		signer_release();
+	}
 	if (ctx->control) {
 		seen_instance_remove(ctx->tag);
 		control_release();
@@ -729,6 +934,99 @@ static int start_control(knotd_mod_t *mod)
 	return ret;
 }
 
+/* A path as Knot resolves it: relative ones under 'base'. */
+static void resolve_path(const char *path, const char *base, char *out, size_t len)
+{
+	int n = (path[0] == '/') ? snprintf(out, len, "%s", path) :
+	                           snprintf(out, len, "%s/%s", base, path);
+	if (n < 0 || (size_t)n >= len) {
+		out[0] = '\0';  /* Too long: no keystore, signing falls back. */
+	}
+}
+
+static const char *conf_string(knotd_conf_t val, const char *dflt)
+{
+	return (val.single.string != NULL && *val.single.string != '\0') ? val.single.string : dflt;
+}
+
+/*
+ * The zone's keystore as knotd finds it: the zone's dnssec-policy (or the
+ * default one), its keystore (or the default: PEM files in "keys"), a
+ * relative directory under the KASP DB directory, itself under storage.
+ */
+static void zone_keystore(knotd_mod_t *mod, char *out, size_t len, sig_cause_t *problem)
+{
+	const yp_name_t *database = (const yp_name_t *)"\x08""database";
+	char storage[PATH_MAX], kasp[PATH_MAX];
+	snprintf(storage, sizeof(storage), "%s",
+	         conf_string(knotd_conf(mod, database, (const yp_name_t *)"\x07""storage", NULL),
+	                     "/var/lib/knot"));
+	resolve_path(conf_string(knotd_conf(mod, database, (const yp_name_t *)"\x07""kasp-db",
+	                                    NULL), "keys"), storage, kasp, sizeof(kasp));
+
+	const char *config = "keys";
+	unsigned backend = 1;  /* pem */
+	knotd_conf_t policy = knotd_conf_zone(mod, (const yp_name_t *)"\x0d""dnssec-policy",
+	                                      knotd_mod_zone(mod));
+	if (policy.count > 0 && policy.single.data != NULL) {
+		knotd_conf_t ks = knotd_conf(mod, (const yp_name_t *)"\x06""policy",
+		                             (const yp_name_t *)"\x08""keystore", &policy);
+		if (ks.count > 0 && ks.single.data != NULL) {
+			const yp_name_t *section = (const yp_name_t *)"\x08""keystore";
+			knotd_conf_t be = knotd_conf(mod, section, (const yp_name_t *)"\x07""backend", &ks);
+			if (be.count > 0) {
+				backend = be.single.option;
+			}
+			config = conf_string(knotd_conf(mod, section, (const yp_name_t *)"\x06""config",
+			                                &ks), "keys");
+		}
+	}
+	*problem = (backend == 1) ? SIG_OK : SIG_FAIL_KEYSTORE;
+	if (backend == 1) {
+		resolve_path(config, kasp, out, len);
+	} else {
+		snprintf(out, len, "%s", config);
+	}
+}
+
+static void start_signer(knotd_mod_t *mod, mxpolicy_ctx_t *ctx)
+{
+	knotd_conf_t id = { .single.data = (const uint8_t *)SERVER_ID,
+	                    .single.data_len = strlen(SERVER_ID) + 1 };
+	knotd_conf_t rate = knotd_conf(mod, MOD_SECTION, MOD_SIGN_RATE, &id);
+	knotd_conf_t cache = knotd_conf(mod, MOD_SECTION, MOD_SIGN_CACHE, &id);
+	int ret = signer_acquire(knotd_mod_threads(mod),
+	                         rate.count > 0 ? rate.single.integer : 200,
+	                         cache.count > 0 ? cache.single.integer : 16384);
+	if (ret != KNOT_EOK) {
+		knotd_mod_log(mod, LOG_ERR, "failed to start the signer (%s), DO answers of signed "
+		              "zones keep the zone's MX sets", knot_strerror(ret));
+		return;
+	}
+	signer_profile_t prof = {
+		.tag = ctx->tag,
+		.opts = {
+			.rotation = ctx->rotation,
+			.all_down = ctx->all_down,
+			.sticky = ctx->sticky,
+			.tier_failover = ctx->tier_failover,
+			.may_change_set = true,
+		},
+	};
+	const knot_dname_t *zone = knotd_mod_zone(mod);
+	if (zone != NULL) {
+		memcpy(prof.zone, zone, knot_dname_size(zone));
+	}
+	zone_keystore(mod, prof.keystore, sizeof(prof.keystore), &prof.keystore_problem);
+	if (signer_profile_add(&prof) != KNOT_EOK) {
+		signer_release();
+		knotd_mod_log(mod, LOG_ERR, "failed to register with the signer, DO answers of "
+		              "signed zones keep the zone's MX sets");
+		return;
+	}
+	ctx->signer = true;
+}
+
 int mxpolicy_load(knotd_mod_t *mod)
 {
 	pthread_once(&secrets_once, secrets_init);
@@ -761,6 +1059,7 @@ int mxpolicy_load(knotd_mod_t *mod)
 	ctx->ttl.max = knotd_conf_mod(mod, MOD_TTL_MAX).single.integer;
 	ctx->ttl.degraded = knotd_conf_mod(mod, MOD_TTL_DEGRADED).single.integer;
 	ctx->bypass = knotd_conf_mod(mod, MOD_BYPASS);
+	ctx->sign = knotd_conf_mod(mod, MOD_SIGN).single.boolean;
 
 	ret = load_weights(mod, ctx);
 	if (ret == KNOT_EOK) {
@@ -778,7 +1077,15 @@ int mxpolicy_load(knotd_mod_t *mod)
 		ret = load_sticky_key(mod, ctx);
 	}
 	for (size_t i = 0; ret == KNOT_EOK && i < sizeof(counter_names) / sizeof(*counter_names); i++) {
-		ret = knotd_mod_stats_add(mod, counter_names[i], 1, NULL);
+		if (i == CTR_SIGNED) {
+			ret = knotd_mod_stats_add(mod, counter_names[i], SIGNED_IDX_COUNT,
+			                          signed_idx_str);
+		} else {
+			ret = knotd_mod_stats_add(mod, counter_names[i], 1, NULL);
+		}
+	}
+	if (ret == KNOT_EOK && ctx->sign) {
+		start_signer(mod, ctx);  /* Not fatal: signed answers then keep the zone's sets. */
 	}
 	if (ret == KNOT_EOK) {
 		ret = knotd_mod_in_hook(mod, KNOTD_STAGE_ADDITIONAL, mxpolicy_additional);

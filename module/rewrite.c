@@ -162,6 +162,80 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 	return KNOT_EOK;
 }
 
+int rewrite_find_rrsig(const knot_pkt_t *pkt, uint16_t idx)
+{
+	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
+	for (uint16_t i = ans->pos; i < ans->pos + ans->count; i++) {
+		if (rrsig_covers(&pkt->rr[i], pkt->rr[idx].type) &&
+		    knot_dname_is_case_equal(pkt->rr[i].owner, pkt->rr[idx].owner)) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+int rewrite_rrsig_sigs(knot_pkt_t *pkt, uint16_t sig_idx, const rewrite_sig_t *sigs,
+                       uint16_t n, bool apply)
+{
+	uint8_t *pos = pkt->wire + pkt->rr_info[sig_idx].pos;
+	const uint8_t *end = pkt->wire + pkt->size;
+	for (uint16_t k = 0; k < pkt->rr[sig_idx].rrs.count; k++) {
+		int len = wire_name_len(pos, end);
+		if (len <= 0 || end - pos < len + 10) {
+			return KNOT_EAGAIN;
+		}
+		pos += len;
+		uint16_t rdlen = knot_wire_read_u16(pos + 8);
+		pos += 10;
+		if (end - pos < rdlen) {
+			return KNOT_EAGAIN;
+		}
+		/* The signer's name in an RRSIG is never compressed: heads compare as bytes. */
+		const rewrite_sig_t *match = NULL;
+		for (uint16_t j = 0; j < n && match == NULL; j++) {
+			if (sigs[j].head_len <= rdlen &&
+			    memcmp(pos, sigs[j].head, sigs[j].head_len) == 0) {
+				match = &sigs[j];
+			}
+		}
+		if (match == NULL || rdlen - match->head_len != match->sig_len) {
+			return KNOT_EAGAIN;
+		}
+		if (apply) {
+			memcpy(pos + match->head_len, match->sig, match->sig_len);
+		}
+		pos += rdlen;
+	}
+	return KNOT_EOK;
+}
+
+int rewrite_build_rrsig(knot_rdataset_t *out, const knot_rdataset_t *orig,
+                        const rewrite_sig_t *sigs, knot_mm_t *mm)
+{
+	size_t size = 0;
+	for (uint16_t j = 0; j < orig->count; j++) {
+		size += knot_rdata_size(sigs[j].head_len + sigs[j].sig_len);
+	}
+	knot_rdata_t *mem = rewrite_alloc(mm, size);
+	if (mem == NULL) {
+		return KNOT_ENOMEM;
+	}
+	knot_rdata_t *dst = mem;
+	for (uint16_t j = 0; j < orig->count; j++) {
+		dst->len = sigs[j].head_len + sigs[j].sig_len;
+		memcpy(dst->data, sigs[j].head, sigs[j].head_len);
+		memcpy(dst->data + sigs[j].head_len, sigs[j].sig, sigs[j].sig_len);
+		if (dst->len & 1) {
+			dst->data[dst->len] = 0;  /* knot_rdata_t pads to even sizes. */
+		}
+		dst = knot_rdataset_next(dst);
+	}
+	out->count = orig->count;
+	out->size = size;
+	out->rdata = mem;
+	return KNOT_EOK;
+}
+
 static const knot_dname_t *mx_exchange(const knot_rdata_t *rd)
 {
 	return rd->data + 2;
@@ -421,6 +495,9 @@ int rewrite_mx_answer(knot_pkt_t *pkt, const rewrite_mx_t *rw, knot_mm_t *mm)
 		           knot_dname_is_case_equal(s->rr.owner, mx_owner)) {
 			/* An RRSIG goes out with its set's TTL (Original TTL unchanged). */
 			s->rr.ttl = rw->ttl;
+			if (rw->mx_rrsig != NULL) {
+				s->rr.rrs = *rw->mx_rrsig;
+			}
 			s->flags &= ~KNOT_PF_ORIGTTL;
 		} else if (s->section == KNOT_ADDITIONAL && is_address_record(&s->rr) &&
 		           mx_index(rw->zone_mx, s->rr.owner) >= 0) {

@@ -82,10 +82,43 @@ int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl);
 int rewrite_build_mx(knot_rdataset_t *out, const knot_rdataset_t *orig,
                      const mxp_plan_t *plan, knot_mm_t *mm);
 
+/*! A new signature for one RRSIG of a set (its rdata head stays). */
+typedef struct {
+	const uint8_t *head;   /*!< The RRSIG rdata head: 18 bytes + signer. */
+	uint16_t head_len;
+	const uint8_t *sig;
+	uint16_t sig_len;
+} rewrite_sig_t;
+
+/*!
+ * \brief Index of the answer's RRSIG rrset covering pkt->rr[idx] (same owner), or -1.
+ */
+int rewrite_find_rrsig(const knot_pkt_t *pkt, uint16_t idx);
+
+/*!
+ * \brief Put new signatures into the RRSIG records of pkt->rr[sig_idx] on the
+ *        wire, in place: each written record gets the signature of the
+ *        entry with its rdata head. With apply false only check.
+ *
+ * \retval KNOT_EOK     (Checked and) written.
+ * \retval KNOT_EAGAIN  A record has no entry or another signature length:
+ *                      nothing was changed, rewrite the sections instead.
+ */
+int rewrite_rrsig_sigs(knot_pkt_t *pkt, uint16_t sig_idx, const rewrite_sig_t *sigs,
+                       uint16_t n, bool apply);
+
+/*!
+ * \brief Build an RRSIG rdataset: the records of 'orig' with the signatures of
+ *        'sigs' (sigs[j] for rdata j, heads unchanged).
+ */
+int rewrite_build_rrsig(knot_rdataset_t *out, const knot_rdataset_t *orig,
+                        const rewrite_sig_t *sigs, knot_mm_t *mm);
+
 /*! What to write instead of the answer knotd produced. */
 typedef struct {
 	uint16_t mx_idx;              /*!< Index of the MX rrset in pkt->rr. */
 	const knot_rdataset_t *mx;    /*!< New MX records (NULL: keep the rdata). */
+	const knot_rdataset_t *mx_rrsig; /*!< New RRSIGs of the MX set (NULL: keep). */
 	uint32_t ttl;                 /*!< TTL of the MX set and its RRSIGs. */
 	const knot_rdataset_t *zone_mx; /*!< The zone's MX records (all exchangers). */
 } rewrite_mx_t;

@@ -51,6 +51,7 @@ ZONES = {
     "w.test": W_ZONE,
     "w2.test": W2_ZONE,
     "signed.test": mail_zone(),  # automatic signing
+    "signoff.test": mail_zone(),  # automatic signing, sign: off
 }
 INSTANCES = {
     "off": {"ttl-max": "120"},
@@ -59,15 +60,18 @@ INSTANCES = {
     "w": {"weight": ["a.w.test. 1", "b.w.test. 1"]},
     "w2": {"weight": ["a.w.test. 1", "b.w.test. 9"]},
     "sig": {"ttl-max": "120"},
+    "sigoff": {"ttl-max": "120", "sign": "off"},
 }
 ZMODS = {"off.test": "off", "on.test": "on", "sf.test": "sf", "ext.test": "off",
-         "w.test": "w", "w2.test": "w2", "signed.test": "sig"}
+         "w.test": "w", "w2.test": "w2", "signed.test": "sig",
+         "signoff.test": "sigoff"}
 
 
 @pytest.fixture(scope="module")
 def knot(module_so, mxpolicyctl, mknot_factory):
     return mknot_factory(ZONES, INSTANCES, ZMODS,
-                         zone_extra={"signed.test": {"dnssec-signing": "on"}})
+                         zone_extra={"signed.test": {"dnssec-signing": "on"},
+                                     "signoff.test": {"dnssec-signing": "on"}})
 
 
 @pytest.fixture(autouse=True)
@@ -411,17 +415,23 @@ def test_suspend_with_all_down_servfail(knot):
 # --------------------------------------------------------------------------- signed
 
 
+def zone_keys(knot, z):
+    r = knot.query(z, "DNSKEY", want_dnssec=True)
+    name = dns.name.from_text(z)
+    rrset = r.msg.find_rrset(r.msg.answer, name, dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    return {name: rrset}
+
+
 @pytest.fixture(scope="module")
 def signed_keys(knot):
-    r = knot.query("signed.test", "DNSKEY", want_dnssec=True)
-    rrset = r.msg.find_rrset(r.msg.answer, dns.name.from_text("signed.test."), dns.rdataclass.IN,
-                             dns.rdatatype.DNSKEY)
-    return {dns.name.from_text("signed.test."): rrset}
+    keys = zone_keys(knot, "signed.test")
+    keys.update(zone_keys(knot, "signoff.test"))
+    return keys
 
 
-def validate_mx(r, keys):
+def validate_mx(r, keys, z="signed.test"):
     msg = r.msg
-    name = dns.name.from_text("signed.test.")
+    name = dns.name.from_text(z)
     rrset = msg.find_rrset(msg.answer, name, dns.rdataclass.IN, dns.rdatatype.MX)
     rrsig = msg.find_rrset(msg.answer, name, dns.rdataclass.IN, dns.rdatatype.RRSIG, dns.rdatatype.MX)
     try:
@@ -433,24 +443,31 @@ def validate_mx(r, keys):
     assert {rr.data["orig_ttl"] for rr in r.answer(T_RRSIG) if rr.data["covered"] == T_MX} == {300}
 
 
-def test_signed_do_nothing_left_out(knot, signed_keys):
-    """Signed zone + DO: a down exchanger is not left out (the answer would be
-    bogus), only the TTL is lowered; counted in signed-limited; the set
-    validates. Without DO the policy applies in full."""
+def introduce(knot, z):
+    """One DO answer hands the set to the signer; a state change then signs
+    its variants before it answers ok (the signer takes the set within ms)."""
+    knot.query(z, want_dnssec=True)
+    time.sleep(0.1)
+
+
+def test_signed_do_left_out_and_valid(knot, signed_keys):
+    """Signed zone + DO: a down exchanger is left out as without DO, with a
+    signature made for the new set (validates, TTL lowered, Original TTL
+    kept); every such answer is a signed-variant cache hit, none limited."""
     z = "signed.test"
     m1, m2, m3 = mx_names(z)
+    introduce(knot, z)
     knot.ctl_ok("down", m1)
     base = knot.zone_stats(z)
     n = 0
     for _ in range(5):
         for r in q_both(knot, z, want_dnssec=True):
-            assert sorted(r.mx()) == sorted(zone_mx(z)), "DO answer in a signed zone changed rdata:\n%s" % r
-            assert set(r.mx_ttls()) == {60}, r
+            expect(r, [(10, m2), (20, m3)], 60, glue(z))
             validate_mx(r, signed_keys)
             n += 1
     d = delta(base, knot.zone_stats(z))
-    assert d["signed-limited"] == n, d
-    assert d["left-out"] == 0, d
+    assert d["signed-variant[cache-hit]"] == n, d
+    assert d["signed-limited"] == 0 and d["left-out"] == n, d
 
     base = knot.zone_stats(z)
     for r in q_both(knot, z):
@@ -460,17 +477,20 @@ def test_signed_do_nothing_left_out(knot, signed_keys):
 
 
 def test_signed_do_drain_and_all_down(knot, signed_keys):
-    """Signed + DO: drain renumbers nothing; all down (serve-all) serves the
-    zone's set; both validate and are counted."""
+    """Signed + DO: drain renumbers as without DO (signed); all down
+    (serve-all) serves the zone's set; both validate."""
     z = "signed.test"
     m1 = mx_names(z)[0]
+    introduce(knot, z)
     knot.ctl_ok("drain", m1)
+    plain = knot.query(z)
     base = knot.zone_stats(z)
     r = knot.query(z, want_dnssec=True)
-    assert sorted(r.mx()) == sorted(zone_mx(z)), r
+    assert sorted(r.mx()) == sorted(plain.mx()) != sorted(zone_mx(z)), (r, plain)
     validate_mx(r, signed_keys)
     d = delta(base, knot.zone_stats(z))
-    assert d["signed-limited"] == 1 and d["renumbered"] == 0, d
+    assert d["signed-limited"] == 0 and d["renumbered"] == 1, d
+    assert d["signed-variant[cache-hit]"] == 1, d
 
     for name in mx_names(z):
         knot.ctl_ok("down", name, "--force")
@@ -480,3 +500,27 @@ def test_signed_do_drain_and_all_down(knot, signed_keys):
     validate_mx(r, signed_keys)
     d = delta(base, knot.zone_stats(z))
     assert d["all-down"] == 1, d
+
+
+def test_signed_sign_off_limited(knot, signed_keys):
+    """sign: off: DO answers of a signed zone keep every record and the
+    zone's preferences (only the TTL is lowered), counted in signed-limited;
+    the set validates with the zone's own signature."""
+    z = "signoff.test"
+    m1, m2, m3 = mx_names(z)
+    knot.ctl_ok("down", m1)
+    base = knot.zone_stats(z)
+    n = 0
+    for _ in range(3):
+        for r in q_both(knot, z, want_dnssec=True):
+            assert sorted(r.mx()) == sorted(zone_mx(z)), "sign: off changed rdata:\n%s" % r
+            assert set(r.mx_ttls()) == {60}, r
+            validate_mx(r, signed_keys, z)
+            n += 1
+    d = delta(base, knot.zone_stats(z))
+    assert d["signed-limited"] == n and d["left-out"] == 0, d
+    assert d.get("signed-variant[cache-hit]", 0) == 0, d
+    knot.ctl_ok("drain", m1)
+    r = knot.query(z, want_dnssec=True)
+    assert sorted(r.mx()) == sorted(zone_mx(z)), r
+    validate_mx(r, signed_keys, z)
