@@ -177,6 +177,13 @@ int rewrite_find_rrsig(const knot_pkt_t *pkt, uint16_t idx)
 int rewrite_rrsig_sigs(knot_pkt_t *pkt, uint16_t sig_idx, const rewrite_sig_t *sigs,
                        uint16_t n, bool apply)
 {
+	/* All or nothing: check every record before writing any. */
+	if (apply) {
+		int ret = rewrite_rrsig_sigs(pkt, sig_idx, sigs, n, false);
+		if (ret != KNOT_EOK) {
+			return ret;
+		}
+	}
 	uint8_t *pos = pkt->wire + pkt->rr_info[sig_idx].pos;
 	const uint8_t *end = pkt->wire + pkt->size;
 	for (uint16_t k = 0; k < pkt->rr[sig_idx].rrs.count; k++) {
