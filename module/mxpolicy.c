@@ -256,6 +256,9 @@ static void secrets_init(void)
 	secrets_ok = true;
 }
 
+/*! Direct-mapped memory of the signing contexts a worker handed over. */
+#define HANDED_SLOTS 256
+
 /*
  * Per worker thread state, shared by all instances and indexed by knotd's
  * thread id (as knotd's own counters are): no locks, no allocation and no
@@ -267,6 +270,7 @@ typedef struct {
 	setcache_t cache;
 	mxp_plan_t plan;            /*!< The current answer's plan (too big for the stack). */
 	sigkey_t key;               /*!< Signed-variant lookup key (too big for the stack). */
+	uint64_t handed[HANDED_SLOTS]; /*!< Signing contexts handed to the signer lately. */
 	setcache_entry_t uncached;  /*!< Weights and states of a set too large to cache. */
 	const knot_pkt_t *seen_pkt; /*!< Response the ADDITIONAL hook handled. */
 	uint64_t seen_tag;          /*!< Instance that handled it. */
@@ -501,11 +505,16 @@ static int find_variant(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int
 	return SIGNED_HIT;
 }
 
-/* Identity of a set's signing context: owner and the zone's RRSIG heads. */
-static uint64_t context_memo(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx)
+/* Identity of a set's signing context: owner, the zone's RRSIG heads, records. */
+static uint64_t context_memo(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx,
+                             const setcache_entry_t *known, const knot_rdataset_t *zone_mx)
 {
 	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
 	uint64_t memo = 0;
+	knot_rdata_t *mx = zone_mx->rdata;
+	for (uint16_t i = 0; i < zone_mx->count; i++, mx = knot_rdataset_next(mx)) {
+		memo += sigcache_rec(known->name_hash[i], knot_wire_read_u16(mx->data));
+	}
 	knot_rdata_t *rd = rrsig->rrs.rdata;
 	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
 		int head_len = rrsign_head_len(rd->data, rd->len);
@@ -519,8 +528,9 @@ static uint64_t context_memo(thread_slot_t *slot, const knot_pkt_t *pkt, int idx
 }
 
 /*
- * Hand a set's signing context to the signer, once per context and cached
- * set: the signer then keeps the set's variants signed for every state.
+ * Hand a set's signing context to the signer, once per context as far as
+ * this worker remembers: the signer then keeps the set's variants signed
+ * for every state.
  */
 static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_slot_t *slot,
                             const knot_pkt_t *pkt, int idx, int sig_idx,
@@ -529,9 +539,10 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 	if (known == &slot->uncached) {
 		return;  /* Too large to remember, too large to hand over. */
 	}
-	uint64_t memo = context_memo(slot, pkt, idx, sig_idx);
+	uint64_t memo = context_memo(slot, pkt, idx, sig_idx, known, zone_mx);
+	uint64_t *handed = &slot->handed[memo % HANDED_SLOTS];
 	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
-	if (memo == 0 || memo == known->sig_memo || rrsig->rrs.count > SIGNER_MAX_SIGS) {
+	if (memo == 0 || *handed == memo || rrsig->rrs.count > SIGNER_MAX_SIGS) {
 		return;
 	}
 	signer_req_t *req = signer_claim(qdata->params->thread_id);
@@ -571,7 +582,7 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 		req->weight[i] = exchanger_weight(ctx, rd->data + 2);
 	}
 	signer_commit(qdata->params->thread_id);
-	known->sig_memo = memo;
+	*handed = memo;
 }
 
 /* Where a hook runs: the rewrite it may do depends on what knotd has written. */

@@ -100,7 +100,8 @@ int rewrite_wire_owner(const knot_pkt_t *pkt, uint16_t idx, knot_dname_t *out)
 	return ret > 0 ? KNOT_EOK : KNOT_EMALF;
 }
 
-static inline int patch_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+/* Set the TTL of every record of pkt->rr[idx] on the wire; with !apply only check. */
+static inline int patch_ttl_as(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl, bool apply)
 {
 	uint8_t *pos = pkt->wire + pkt->rr_info[idx].pos;
 	const uint8_t *end = pkt->wire + pkt->size;
@@ -111,15 +112,25 @@ static inline int patch_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 			return KNOT_EMALF;
 		}
 		pos += len;
-		knot_wire_write_u32(pos + 4, ttl);
+		if (apply) {
+			knot_wire_write_u32(pos + 4, ttl);
+		}
 		uint16_t rdlen = knot_wire_read_u16(pos + 8);
 		pos += 10 + rdlen;
 		if (pos > end) {
 			return KNOT_EMALF;
 		}
 	}
-	pkt->rr[idx].ttl = ttl;
+	if (apply) {
+		pkt->rr[idx].ttl = ttl;
+	}
 	return KNOT_EOK;
+}
+
+static inline int patch_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+{
+	int ret = patch_ttl_as(pkt, idx, ttl, false);
+	return ret == KNOT_EOK ? patch_ttl_as(pkt, idx, ttl, true) : ret;
 }
 
 int rewrite_set_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
@@ -133,7 +144,7 @@ static inline bool rrsig_covers(const knot_rrset_t *rr, uint16_t type)
 	       knot_rrsig_type_covered(rr->rrs.rdata) == type;
 }
 
-int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+static int set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl, bool apply)
 {
 	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
 	knot_dname_storage_t owner, sig_owner;
@@ -153,7 +164,7 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 			ret = rewrite_wire_owner(pkt, i, sig_owner);
 		}
 		if (ret == KNOT_EOK && knot_dname_is_case_equal(owner, sig_owner)) {
-			ret = rewrite_set_ttl(pkt, i, ttl);
+			ret = patch_ttl_as(pkt, i, ttl, apply);
 		}
 		if (ret != KNOT_EOK) {
 			return ret;
@@ -165,9 +176,25 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
 int rewrite_find_rrsig(const knot_pkt_t *pkt, uint16_t idx)
 {
 	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
+	knot_dname_storage_t owner, sig_owner;
+	bool have_owner = false;
 	for (uint16_t i = ans->pos; i < ans->pos + ans->count; i++) {
-		if (rrsig_covers(&pkt->rr[i], pkt->rr[idx].type) &&
-		    knot_dname_is_case_equal(pkt->rr[i].owner, pkt->rr[idx].owner)) {
+		if (!rrsig_covers(&pkt->rr[i], pkt->rr[idx].type)) {
+			continue;
+		}
+		if (knot_dname_is_case_equal(pkt->rr[i].owner, pkt->rr[idx].owner)) {
+			return i;
+		}
+		/*
+		 * A wildcard set reached through a CNAME has an expanded owner
+		 * copy while its RRSIG keeps the wildcard: compare what was written.
+		 */
+		if (!have_owner && rewrite_wire_owner(pkt, idx, owner) != KNOT_EOK) {
+			return -1;
+		}
+		have_owner = true;
+		if (rewrite_wire_owner(pkt, i, sig_owner) == KNOT_EOK &&
+		    knot_dname_is_case_equal(owner, sig_owner)) {
 			return i;
 		}
 	}
@@ -241,6 +268,12 @@ int rewrite_build_rrsig(knot_rdataset_t *out, const knot_rdataset_t *orig,
 	out->size = size;
 	out->rdata = mem;
 	return KNOT_EOK;
+}
+
+int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl)
+{
+	int ret = set_rrsig_ttl(pkt, idx, ttl, false);
+	return ret == KNOT_EOK ? set_rrsig_ttl(pkt, idx, ttl, true) : ret;
 }
 
 static const knot_dname_t *mx_exchange(const knot_rdata_t *rd)
@@ -326,7 +359,7 @@ typedef struct {
  * capped without looking at its owner; lowering the TTL of additional data
  * is always safe anyway.
  */
-static int cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)
+static int cap_glue_as(knot_pkt_t *pkt, uint32_t ttl, bool apply)
 {
 	const knot_pktsection_t *add = knot_pkt_section(pkt, KNOT_ADDITIONAL);
 	for (uint16_t i = add->pos; i < add->pos + add->count; i++) {
@@ -334,12 +367,18 @@ static int cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)
 		if (!is_address_record(rr) || written_ttl(rr, pkt->rr_info[i].flags) <= ttl) {
 			continue;
 		}
-		int ret = patch_ttl(pkt, i, ttl);
+		int ret = patch_ttl_as(pkt, i, ttl, apply);
 		if (ret != KNOT_EOK) {
 			return ret;
 		}
 	}
 	return KNOT_EOK;
+}
+
+static int cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)
+{
+	int ret = cap_glue_as(pkt, ttl, false);
+	return ret == KNOT_EOK ? cap_glue_as(pkt, ttl, true) : ret;
 }
 
 /* Find every record of the MX set pkt->rr[idx] on the wire. */
@@ -411,17 +450,26 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 		}
 	}
 
+	/* Check the RRSIGs and the glue too before writing anything. */
+	ret = set_rrsig_ttl(pkt, idx, ttl, false);
+	if (ret == KNOT_EOK && cap_glue) {
+		ret = cap_glue_as(pkt, ttl, false);
+	}
+	if (ret != KNOT_EOK) {
+		return ret;
+	}
+
 	for (uint16_t k = 0; k < n; k++) {
 		knot_wire_write_u32(mx[k].ttl, ttl);
 		knot_wire_write_u16(mx[k].pref, new_pref[(first + k) % n]);
 	}
 	rr->ttl = ttl;
 
-	ret = rewrite_set_rrsig_ttl(pkt, idx, ttl);
-	if (ret != KNOT_EOK || !cap_glue) {
-		return ret;
+	(void)set_rrsig_ttl(pkt, idx, ttl, true);
+	if (cap_glue) {
+		(void)cap_glue_as(pkt, ttl, true);
 	}
-	return cap_glue_ttl(pkt, ttl);
+	return KNOT_EOK;
 }
 
 int rewrite_cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)

@@ -98,7 +98,6 @@ setcache_entry_t *setcache_put(setcache_t *cache, uint64_t tag, uint64_t generat
 	e->count = rrs->count;
 	memcpy(e->rdata, rrs->rdata, rrs->size);
 	e->hashed = false;
-	e->sig_memo = 0;
 	atomic_store_explicit(&e->answers, 0, memory_order_relaxed);
 	for (uint16_t i = 0; i < rrs->count; i++) {
 		atomic_store_explicit(&e->first[i], 0, memory_order_relaxed);

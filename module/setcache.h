@@ -46,7 +46,6 @@ typedef struct {
 	/* Signed zones only, filled by the owner thread on first need: */
 	bool hashed;                     /*!< name_hash[] is filled. */
 	uint64_t name_hash[MXP_MAX_RECORDS]; /*!< sigcache_name_hash() of each exchange. */
-	uint64_t sig_memo;               /*!< Signing context last handed to the signer. */
 	_Atomic uint32_t answers;        /*!< Answers given from this entry. */
 	_Atomic uint32_t first[MXP_MAX_RECORDS]; /*!< ... in which record i had the best preference. */
 } setcache_entry_t;

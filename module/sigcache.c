@@ -42,6 +42,7 @@ typedef struct {
 	size_t capacity;
 	size_t count;
 	size_t next;             /*!< Age ring: next slot to fill (oldest entry). */
+	uint64_t drops;          /*!< Entries swept or pushed out so far. */
 	sigvar_t **ring;
 	sigvar_t *bucket[];
 } table_t;
@@ -306,6 +307,7 @@ int sigcache_insert(const sigkey_t *key, const knot_dname_t *owner, sig_cause_t 
 	t->next = (t->next + 1) % t->capacity;
 	if (t->ring[slot] != NULL) {
 		var_unlink(t, t->ring[slot]);
+		t->drops++;
 	}
 	var->slot = slot;
 	t->ring[slot] = var;
@@ -331,12 +333,20 @@ size_t sigcache_sweep(int64_t now)
 			dropped++;
 		}
 	}
+	if (t != NULL) {
+		t->drops += dropped;
+	}
 	return dropped;
 }
 
 size_t sigcache_count(void)
 {
 	return table != NULL ? table->count : 0;
+}
+
+uint64_t sigcache_drops(void)
+{
+	return table != NULL ? table->drops : 0;
 }
 
 void sigcache_destroy(void)

@@ -120,5 +120,8 @@ size_t sigcache_sweep(int64_t now);
 /*! Entries now. */
 size_t sigcache_count(void);
 
+/*! Entries dropped so far (swept or pushed out): a change means sets may need signing again. */
+uint64_t sigcache_drops(void);
+
 /*! Drop everything and the table (last unload, after the readers are gone). */
 void sigcache_destroy(void);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,14 @@
 #include "rrsign.h"
 #include "signer.h"
 
-/*! Sets (contexts) remembered at most; the least recently asked for go first. */
+/*!
+ * Sets (contexts) remembered at most; the least recently handed over go
+ * first. A context lives while its zone instance does, so that a state
+ * change is pre-signed even for a set that has been quiet for long.
+ */
 #define MAX_CONTEXTS     4096
-/*! A context not asked for this long is forgotten (seconds). */
-#define CONTEXT_MAX_AGE  (24 * 3600)
+/*! Longest stretch of signing before the thread looks at its rings and commands (ms). */
+#define SLICE_MS         50
 /*! How often the signer looks at the rings (ms): workers cannot wake it. */
 #define POLL_MS          10
 /*! A failure is retried after this long (seconds). */
@@ -48,19 +53,22 @@ typedef struct {
 	signer_req_t req;
 	knot_dname_storage_t sign_owner;  /*!< Lowercase, "*." for a wildcard. */
 	uint64_t name_hash[MXP_MAX_RECORDS];
-	uint64_t done_gen;                /*!< Registry generation fully signed for (0: none). */
+	uint64_t done_gen;                /*!< Registry generation fully signed for, plus 1 (0: none). */
+	uint64_t done_drops;              /*!< sigcache_drops() then: a drop may need a new signature. */
 	int64_t last_used;
 } context_t;
 
 static struct {
-	pthread_mutex_t lock;      /*!< refs, profiles, the presign command. */
+	pthread_mutex_t life;      /*!< refs, start and stop (never taken by the thread). */
+	pthread_mutex_t lock;      /*!< running, profiles, the presign command. */
 	pthread_cond_t cond;
 	unsigned refs;
+	bool running;
 	pthread_t thread;
 	int stop_fd[2];
 	ring_t *rings;
 	unsigned workers;
-	double rate;
+	_Atomic unsigned rate;
 	profile_t *profiles;
 	size_t nprofiles;
 	bool profiles_changed;
@@ -78,6 +86,7 @@ static struct {
 	_Atomic uint64_t failed[SIG_CAUSES];
 	_Atomic uint64_t contexts, cached;
 } sg = {
+	.life = PTHREAD_MUTEX_INITIALIZER,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.stop_fd = { -1, -1 },
@@ -262,8 +271,10 @@ static bool req_valid(const signer_req_t *req)
 static void context_update(const signer_req_t *req, int64_t now)
 {
 	knot_dname_storage_t owner;
-	if (!req_valid(req) || sign_owner(req, owner) != KNOT_EOK) {
-		return;
+	profile_t prof;
+	if (!req_valid(req) || sign_owner(req, owner) != KNOT_EOK ||
+	    !profile_get(req->tag, &prof)) {
+		return;  /* Malformed, or from an instance that is gone. */
 	}
 	for (size_t i = 0; i < sg.nctx; i++) {
 		context_t *c = sg.ctx[i];
@@ -536,9 +547,10 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 	rcu_read_lock();
 	const registry_snap_t *cur = registry_current();
 	uint64_t gen = cur != NULL ? cur->generation : 0;
+	uint64_t drops = sigcache_drops();
 	bool pending = false;
 	for (size_t i = 0; i < sg.nctx && !pending; i++) {
-		pending = sg.ctx[i]->done_gen != gen + 1;
+		pending = sg.ctx[i]->done_gen != gen + 1 || sg.ctx[i]->done_drops != drops;
 	}
 	registry_snap_t *snap = pending ? registry_copy(cur) : NULL;
 	rcu_read_unlock();
@@ -548,10 +560,12 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 
 	job_t job = { .keys = keys, .budget = true, .now = now };
 	profile_t prof;
-	for (size_t i = 0; i < sg.nctx && sg.tokens >= 1.0; i++) {
+	int64_t slice_end = mono_ms() + SLICE_MS;
+	for (size_t i = 0; i < sg.nctx && sg.tokens >= 1.0 && mono_ms() < slice_end; i++) {
 		context_t *c = sg.ctx[i];
-		if (c->done_gen == gen + 1) {
-			continue;  /* 'gen + 1': generation 0 (no registry yet) is a real one. */
+		/* 'gen + 1': generation 0 (no registry yet) is a real one. */
+		if (c->done_gen == gen + 1 && c->done_drops == drops) {
+			continue;
 		}
 		if (!profile_get(c->req.tag, &prof)) {
 			continue;
@@ -559,6 +573,8 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 		job.prof = &prof;
 		if (context_sign(c, snap, &job)) {
 			c->done_gen = gen + 1;
+			/* Failures dropped for a retry, or variants pushed out, are signed again. */
+			c->done_drops = drops;
 		}
 	}
 	registry_free(snap);
@@ -566,23 +582,24 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 
 static void *signer_main(void *arg)
 {
-	(void)arg;
+	int stop_fd = (int)(intptr_t)arg;
 	rcu_register_thread();
 	rrsign_keys_t *keys = rrsign_keys_new();
 	int64_t last_sweep = 0;
 	sg.last_refill_ms = mono_ms();
-	sg.tokens = sg.rate;
+	sg.tokens = atomic_load(&sg.rate);
 
 	for (;;) {
-		struct pollfd pfd = { .fd = sg.stop_fd[0], .events = POLLIN };
+		struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
 		if (poll(&pfd, 1, POLL_MS) > 0) {
 			break;
 		}
 		int64_t now = time(NULL);
 		int64_t ms = mono_ms();
-		sg.tokens += (ms - sg.last_refill_ms) * sg.rate / 1000.0;
-		if (sg.tokens > sg.rate) {
-			sg.tokens = sg.rate;  /* Burst: one second's worth. */
+		double rate = atomic_load(&sg.rate);
+		sg.tokens += (ms - sg.last_refill_ms) * rate / 1000.0;
+		if (sg.tokens > rate) {
+			sg.tokens = rate;  /* Burst: one second's worth. */
 		}
 		sg.last_refill_ms = ms;
 
@@ -615,13 +632,6 @@ static void *signer_main(void *arg)
 		if (now != last_sweep) {
 			last_sweep = now;
 			(void)sigcache_sweep(now);
-			for (size_t i = 0; i < sg.nctx; ) {
-				if (now - sg.ctx[i]->last_used > CONTEXT_MAX_AGE) {
-					context_drop(i);
-				} else {
-					i++;
-				}
-			}
 		}
 		atomic_store(&sg.cached, sigcache_count());
 	}
@@ -639,14 +649,18 @@ static void *signer_main(void *arg)
 
 int signer_acquire(unsigned workers, unsigned rate, size_t capacity)
 {
-	int ret = KNOT_EOK;
-	pthread_mutex_lock(&sg.lock);
+	/*
+	 * 'life' is held across the whole start or stop (join included), so a
+	 * load racing with the last unload (zone-restore runs them in
+	 * background workers) waits for the old thread to be gone.
+	 */
+	pthread_mutex_lock(&sg.life);
+	atomic_store(&sg.rate, rate);  /* The latest configuration's budget. */
 	if (sg.refs++ > 0) {
-		sg.rate = rate;  /* The latest configuration's budget. */
-		pthread_mutex_unlock(&sg.lock);
+		pthread_mutex_unlock(&sg.life);
 		return KNOT_EOK;
 	}
-	sg.rate = rate;
+	int ret = KNOT_EOK;
 	if (sg.rings == NULL && workers > 0) {
 		sg.rings = aligned_alloc(64, workers * sizeof(ring_t));
 		if (sg.rings != NULL) {
@@ -666,28 +680,35 @@ int signer_acquire(unsigned workers, unsigned rate, size_t capacity)
 	if (ret == KNOT_EOK && pipe2(sg.stop_fd, O_CLOEXEC) != 0) {
 		ret = knot_map_errno();
 	}
-	if (ret == KNOT_EOK && pthread_create(&sg.thread, NULL, signer_main, NULL) != 0) {
+	if (ret == KNOT_EOK &&
+	    pthread_create(&sg.thread, NULL, signer_main, (void *)(intptr_t)sg.stop_fd[0]) != 0) {
 		close(sg.stop_fd[0]);
 		close(sg.stop_fd[1]);
 		sg.stop_fd[0] = sg.stop_fd[1] = -1;
 		ret = KNOT_ERROR;
 	}
-	if (ret != KNOT_EOK) {
+	if (ret == KNOT_EOK) {
+		pthread_mutex_lock(&sg.lock);
+		sg.running = true;
+		pthread_mutex_unlock(&sg.lock);
+	} else {
 		sg.refs--;
 	}
-	pthread_mutex_unlock(&sg.lock);
+	pthread_mutex_unlock(&sg.life);
 	return ret;
 }
 
 void signer_release(void)
 {
-	pthread_mutex_lock(&sg.lock);
+	pthread_mutex_lock(&sg.life);
 	if (sg.refs == 0 || --sg.refs > 0) {
-		pthread_mutex_unlock(&sg.lock);
+		pthread_mutex_unlock(&sg.life);
 		return;
 	}
-	pthread_mutex_unlock(&sg.lock);
 
+	pthread_mutex_lock(&sg.lock);
+	sg.running = false;
+	pthread_mutex_unlock(&sg.lock);
 	char b = 0;
 	(void)!write(sg.stop_fd[1], &b, 1);
 	pthread_join(sg.thread, NULL);
@@ -702,6 +723,7 @@ void signer_release(void)
 	pthread_cond_broadcast(&sg.cond);
 	/* Rings stay: workers of a later instance may still index them. */
 	pthread_mutex_unlock(&sg.lock);
+	pthread_mutex_unlock(&sg.life);
 }
 
 bool signer_presign(const registry_snap_t *snap, int timeout_ms)
@@ -720,7 +742,7 @@ bool signer_presign(const registry_snap_t *snap, int timeout_ms)
 	}
 
 	pthread_mutex_lock(&sg.lock);
-	if (sg.refs == 0) {
+	if (!sg.running) {
 		pthread_mutex_unlock(&sg.lock);
 		registry_free(copy);
 		return true;  /* No signer, no signed variants to prepare. */
