@@ -17,6 +17,12 @@
 #   BENCH_CG_WARMUP     warm-up queries before zeroing callgrind (default 200)
 #   BENCH_CG_QPS        dnsperf rate limit under callgrind (default 1000)
 #   BENCH_CG_START_TIMEOUT  seconds to wait for knotd under valgrind (default 300)
+#   BENCH_SIGNED_ALG    algorithm of the signed zone: ecdsap256sha256 (default,
+#                       knotd's default policy), rsasha256 or ed25519
+#   BENCH_UDP_MAX_PAYLOAD  knotd's udp-max-payload (default 4096: the signed
+#                       kind's DO answers, ~1.3 KB, fit whole; see README)
+#   BENCH_SIGN_TIMEOUT  seconds to wait for the signed zone and B's signed
+#                       variants (default 60; under valgrind 5 times that)
 #   BENCH_SKIP_CALLGRIND=1  skip the callgrind part
 #   BENCH_NO_MODULE=1   load no module in B (validates the harness: ratios ~1.0)
 #   BENCH_DNSPERF_OPTS  extra dnsperf options for the timed runs (default "-c 1 -q 100")
@@ -64,15 +70,27 @@ DNSPERF_OPTS=${BENCH_DNSPERF_OPTS:--c 1 -q 100}
 MODULE=${MXPOLICY_MODULE:-$REPO_ROOT/module/.libs/mxpolicy.so}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+SIGNED_ALG=${BENCH_SIGNED_ALG:-ecdsap256sha256}
+SIGN_TIMEOUT=${BENCH_SIGN_TIMEOUT:-60}
+UDP_MAX_PAYLOAD=${BENCH_UDP_MAX_PAYLOAD:-4096}
 
 # Targets (ratio B/A must not exceed these).
 TARGET_MX_CPU=1.05
 TARGET_MX_IR=1.25
 TARGET_OTHER_CPU=1.02
 TARGET_OTHER_IR=1.02
+TARGET_SIGNED_IR=1.25	# the issue sets no CPU/query target for DO queries
 
-KINDS="mx other"
-declare -A QNAME=([mx]="example.com MX" [other]="www.example.com A")
+# Kinds of query: mx and other in the unsigned zone example.com; signed is
+# the MX query with the DO bit in the signed zone signed.example, where B
+# serves the signed variant its signer made (a cache hit in every answer).
+KINDS="mx other signed"
+declare -A QNAME=([mx]="example.com MX" [other]="www.example.com A" [signed]="signed.example MX")
+# extra dnsperf options per kind (-D: DNSSEC OK bit)
+declare -A KIND_OPTS=([mx]="" [other]="" [signed]="-D")
+SZONE=signed.example
+# A signed-variant cache hit is required in this share of B's DO answers at least.
+HIT_MIN=0.99
 
 die() {
 	echo "$PROG: error: $*" >&2
@@ -91,12 +109,16 @@ is_uint() {
 	case "$1" in ''|*[!0-9]*) return 1 ;; *) return 0 ;; esac
 }
 
-for v in ROUNDS SECONDS_PER_RUN CG_QUERIES CG_WARMUP CG_QPS CG_START_TIMEOUT SERVER_CPU CLIENT_CPU; do
+for v in ROUNDS SECONDS_PER_RUN CG_QUERIES CG_WARMUP CG_QPS CG_START_TIMEOUT SERVER_CPU CLIENT_CPU SIGN_TIMEOUT UDP_MAX_PAYLOAD; do
 	is_uint "${!v}" || die "$v must be a non-negative integer, got '${!v}'"
 done
 [ "$ROUNDS" -ge 1 ] || die "BENCH_ROUNDS must be at least 1"
 [ "$SECONDS_PER_RUN" -ge 1 ] || die "BENCH_SECONDS must be at least 1"
 [ "$CG_QUERIES" -ge 1 ] || die "BENCH_CG_QUERIES must be at least 1"
+case "$SIGNED_ALG" in
+ecdsap256sha256|rsasha256|ed25519) ;;
+*) die "BENCH_SIGNED_ALG must be ecdsap256sha256, rsasha256 or ed25519, got '$SIGNED_ALG'" ;;
+esac
 
 # ---------------------------------------------------------------- checks
 
@@ -186,10 +208,11 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- zone, configs
 
-ZONE=$TMP/example.com.zone
-cat >"$ZONE" <<'EOF'
-$ORIGIN example.com.
-$TTL 3600
+# zone_text ORIGIN: the benchmark zone (the same records for both zones)
+zone_text() {
+	cat <<EOF
+\$ORIGIN $1.
+\$TTL 3600
 @       SOA     ns1 hostmaster 2026010101 3600 900 604800 300
 @       NS      ns1
 ns1     A       192.0.2.53
@@ -207,9 +230,14 @@ backup  A       198.51.100.25
 backup  AAAA    2001:db8:1::25
 www     A       192.0.2.80
 @       TXT     "v=spf1 mx -all"
-_dmarc  TXT     "v=DMARC1; p=none; rua=mailto:dmarc@example.com"
+_dmarc  TXT     "v=DMARC1; p=none; rua=mailto:dmarc@$1"
 info    TXT     "not an email record"
 EOF
+}
+ZONE=$TMP/example.com.zone
+SZONE_FILE=$TMP/$SZONE.zone
+zone_text example.com >"$ZONE"
+zone_text "$SZONE" >"$SZONE_FILE"
 
 # Two distinct loopback ports free for both UDP and TCP.
 read -r PORT_A PORT_B < <("$PYTHON" - <<'EOF'
@@ -241,6 +269,7 @@ write_conf() {
 server:
     rundir: "$dir/run"
     listen: 127.0.0.1@${PORT[$name]}
+    udp-max-payload: $UDP_MAX_PAYLOAD
     udp-workers: 1
     tcp-workers: 1
     background-workers: 1
@@ -268,6 +297,19 @@ mod-mxpolicy:
     weight: [ "mx1.example.com. 60", "mx2.example.com. 30", "mx3.example.com. 10" ]
     ttl-max: 300
 
+  - id: bench-signed
+    rotation: preference
+    weight: [ "mx1.$SZONE. 60", "mx2.$SZONE. 30", "mx3.$SZONE. 10" ]
+    ttl-max: 300
+
+EOF
+		fi
+		if [ "$SIGNED_ALG" != ecdsap256sha256 ]; then
+			cat <<EOF
+policy:
+  - id: bench
+    algorithm: $SIGNED_ALG
+
 EOF
 		fi
 		cat <<EOF
@@ -284,6 +326,17 @@ zone:
 EOF
 		if [ "$with_module" = 1 ]; then
 			echo "    module: mod-mxpolicy/bench"
+		fi
+		cat <<EOF
+  - domain: $SZONE
+    file: "$SZONE_FILE"
+    dnssec-signing: on
+EOF
+		if [ "$SIGNED_ALG" != ecdsap256sha256 ]; then
+			echo "    dnssec-policy: bench"
+		fi
+		if [ "$with_module" = 1 ]; then
+			echo "    module: mod-mxpolicy/bench-signed"
 		fi
 	} >"$dir/knot.conf"
 }
@@ -373,7 +426,8 @@ cpu_ticks() {
 # dnsperf_run NAME KIND ARGS... -> prints "completed qps", keeps the output
 dnsperf_run() {
 	local name=$1 kind=$2 out; shift 2
-	out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$name]}" -e \
+	# shellcheck disable=SC2086  # KIND_OPTS holds words
+	out=$(taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${PORT[$name]}" -e ${KIND_OPTS[$kind]} \
 		-d "$TMP/q.$kind" "$@" 2>&1) || {
 		echo "$out" >&2
 		die "dnsperf failed against $name"
@@ -411,13 +465,84 @@ module_stats() {
 	knotc -s "$TMP/B/run/knot.sock" zone-stats example.com mod-mxpolicy 2>&1 || true
 }
 
+# ---------------------------------------------------------------- signed zone
+
+# do_answer NAME: the answer section of a DO query for the signed zone's MX set.
+do_answer() {
+	kdig @127.0.0.1 -p "${PORT[$1]}" "$SZONE" MX +dnssec +bufsize="$UDP_MAX_PAYLOAD" +time=2 +retry=0 +noall +answer 2>/dev/null || true
+}
+
+# wait_signed NAME TIMEOUT: until a DO answer of the signed zone carries an RRSIG.
+wait_signed() {
+	local name=$1 timeout=$2 start=$SECONDS
+	while ! do_answer "$name" | awk '$4 == "RRSIG" && $5 == "MX" { f = 1 } END { exit !f }'; do
+		alive "${PID[$name]}" || die "knotd $name exited while signing $SZONE"
+		[ $((SECONDS - start)) -lt "$timeout" ] ||
+			die "knotd $name: no RRSIG in a DO answer of $SZONE within ${timeout}s (see $TMP/$name/knotd.log)"
+		sleep 0.5
+	done
+}
+
+# signed_counts NAME: "hit miss other limited renumbered" from B's counters of
+# the signed zone: signed-variant[cache-hit], signed-variant[cache-miss], the
+# other signed-variant[...] (fallback-CAUSE), signed-limited, renumbered.
+signed_counts() {
+	local out
+	out=$(knotc -c "$TMP/$1/knot.conf" -f zone-stats "$SZONE" mod-mxpolicy 2>&1) ||
+		die "knotc zone-stats $SZONE mod-mxpolicy failed for $1: $out"
+	awk -F' = ' '
+		$1 ~ /mod-mxpolicy\.signed-variant\[cache-hit\]$/  { hit = $2; seen = 1; next }
+		$1 ~ /mod-mxpolicy\.signed-variant\[cache-miss\]$/ { miss = $2; next }
+		$1 ~ /mod-mxpolicy\.signed-variant\[/               { other += $2; next }
+		$1 ~ /mod-mxpolicy\.signed-limited$/                { lim = $2; next }
+		$1 ~ /mod-mxpolicy\.renumbered$/                    { ren = $2; next }
+		END { if (!seen) exit 1; printf "%d %d %d %d %d\n", hit, miss, other, lim, ren }' <<<"$out" || {
+		echo "$out" >&2
+		die "no signed-variant[cache-hit] counter for $SZONE in B (module not loaded for the zone?)"
+	}
+}
+
+# check_hits LABEL BEFORE AFTER QUERIES: print the signed-variant counters
+# of B between two signed_counts snapshots; die unless (almost) every one of
+# QUERIES DO answers was a cache hit: otherwise the figures measure another path.
+check_hits() {
+	local label=$1 q=$4 b0 b1 b2 b3 b4 a0 a1 a2 a3 a4
+	read -r b0 b1 b2 b3 b4 <<<"$2"
+	read -r a0 a1 a2 a3 a4 <<<"$3"
+	local hit=$((a0 - b0)) miss=$((a1 - b1)) fb=$((a2 - b2)) lim=$((a3 - b3)) ren=$((a4 - b4))
+	printf '   B %s: %d DO queries answered; signed-variant cache-hit %d, cache-miss %d, fallback %d; signed-limited %d, renumbered %d (hits %s of queries)\n' \
+		"$label" "$q" "$hit" "$miss" "$fb" "$lim" "$ren" "$(ratio "$hit" "$q")"
+	if ! awk -v h="$hit" -v n="$((miss + fb + lim))" -v q="$q" -v m="$HIT_MIN" \
+		'BEGIN { exit !(q > 0 && h >= m * q && n <= (1 - m) * q) }'; then
+		die "B $label: signed-variant cache hits are not ~100% of the DO queries ($hit hits, $miss misses, $fb fallbacks, $lim limited for $q queries): B did not serve cached signed variants, the figures of kind 'signed' would measure another path"
+	fi
+}
+
+# prime_signed NAME TIMEOUT: hand B's MX set of the signed zone to the signer
+# with one DO query, then wait until a DO answer is a cache hit.
+prime_signed() {
+	local name=$1 timeout=$2 start=$SECONDS c0 c1 h0 h1
+	do_answer "$name" >/dev/null
+	sleep 0.5
+	[ "$name" = B ] && [ "$NO_MODULE" != 1 ] || return 0
+	while :; do
+		c0=$(signed_counts "$name"); do_answer "$name" >/dev/null; c1=$(signed_counts "$name")
+		read -r h0 _ <<<"$c0"; read -r h1 _ <<<"$c1"
+		[ "$h1" -gt "$h0" ] && break
+		[ $((SECONDS - start)) -lt "$timeout" ] ||
+			die "knotd $name: DO answers of $SZONE are no signed-variant cache hits after ${timeout}s (counters: $c1 = hit miss fallback limited renumbered; see $TMP/$name/knotd.log); if only signed-limited grows, the DO answer did not fit whole: raise BENCH_UDP_MAX_PAYLOAD"
+		sleep 0.5
+	done
+}
+
 # ---------------------------------------------------------------- timed runs
 
 echo "mod-mxpolicy benchmark  (knotd $(knotd --version 2>&1 | awk '{ print $NF; exit }'), dnsperf on CPU $CLIENT_CPU, knotd on CPU $SERVER_CPU)"
 echo "A = plain knotd @${PORT[A]}   B = knotd + $([ "$NO_MODULE" = 1 ] && echo "NO MODULE (BENCH_NO_MODULE=1)" || echo "$MODULE") @${PORT[B]}"
 read -r load1 _ </proc/loadavg
 echo "load average before start: $load1 (other load on CPU $SERVER_CPU/$CLIENT_CPU makes the timed figures noisy; callgrind figures are not affected)"
-echo "rounds=$ROUNDS seconds/run=$SECONDS_PER_RUN callgrind queries=$CG_QUERIES dnsperf: -e $DNSPERF_OPTS"
+echo "rounds=$ROUNDS seconds/run=$SECONDS_PER_RUN callgrind queries=$CG_QUERIES dnsperf: -e $DNSPERF_OPTS (kind signed adds -D)"
+echo "kind signed: $SZONE signed by knotd ($SIGNED_ALG), A and B each with its own keys; udp-max-payload $UDP_MAX_PAYLOAD"
 echo
 
 start_knotd A
@@ -432,6 +557,18 @@ kdig @127.0.0.1 -p "${PORT[A]}" example.com MX +noall +answer | sed 's/^/     /'
 note "MX answer of B:"
 kdig @127.0.0.1 -p "${PORT[B]}" example.com MX +noall +answer | sed 's/^/     /'
 
+# The signed kind: both zones signed, B's set handed to the signer.
+for name in A B; do
+	wait_signed "$name" "$SIGN_TIMEOUT"
+	prime_signed "$name" "$SIGN_TIMEOUT"
+done
+check_log A
+check_log B
+note "DO MX answer of A ($SZONE):"
+do_answer A | sed 's/^/     /'
+note "DO MX answer of B ($SZONE):"
+do_answer B | sed 's/^/     /'
+
 # Warm-up, not recorded.
 for kind in $KINDS; do
 	for name in A B; do
@@ -442,9 +579,13 @@ done
 
 declare -A QPS=() CPUQ=()
 declare -A R_QPS=() R_CPU=()
+if [ "$NO_MODULE" != 1 ]; then
+	SC_BEFORE=$(signed_counts B)
+fi
+B_SIGNED_DONE=0
 
 echo
-printf '%-5s %-5s | %12s %10s | %12s %10s | %8s %8s\n' \
+printf '%-5s %-6s | %12s %10s | %12s %10s | %8s %8s\n' \
 	round kind "A qps" "A us/q" "B qps" "B us/q" "qps B/A" "cpu B/A"
 for ((r = 1; r <= ROUNDS; r++)); do
 	if ((r % 2)); then order="A B"; else order="B A"; fi
@@ -456,13 +597,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			read -r completed qps <<<"$res"
 			t1=$(cpu_ticks "${PID[$name]}")
 			[ "$completed" -gt 0 ] || die "no query completed against $name"
+			if [ "$name" = B ] && [ "$kind" = signed ]; then
+				B_SIGNED_DONE=$((B_SIGNED_DONE + completed))
+			fi
 			QPS[$name,$kind,$r]=$qps
 			CPUQ[$name,$kind,$r]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$completed" \
 				'BEGIN { printf "%.6f\n", d / hz * 1e6 / n }')
 		done
 		R_QPS[$kind,$r]=$(ratio "${QPS[B,$kind,$r]}" "${QPS[A,$kind,$r]}")
 		R_CPU[$kind,$r]=$(ratio "${CPUQ[B,$kind,$r]}" "${CPUQ[A,$kind,$r]}")
-		printf '%-5s %-5s | %12.0f %10.3f | %12.0f %10.3f | %8s %8s\n' "$r" "$kind" \
+		printf '%-5s %-6s | %12.0f %10.3f | %12.0f %10.3f | %8s %8s\n' "$r" "$kind" \
 			"${QPS[A,$kind,$r]}" "${CPUQ[A,$kind,$r]}" "${QPS[B,$kind,$r]}" "${CPUQ[B,$kind,$r]}" \
 			"${R_QPS[$kind,$r]}" "${R_CPU[$kind,$r]}"
 	done
@@ -479,7 +623,7 @@ for kind in $KINDS; do
 	done
 	MED_QPS[$kind]=$(median "${qr[@]}")
 	MED_CPU[$kind]=$(median "${cr[@]}")
-	printf 'median %-5s: qps A %.0f B %.0f, ratio %s (rounds %s) | cpu/query A %.3f us B %.3f us, ratio %s (rounds %s)\n' \
+	printf 'median %-6s: qps A %.0f B %.0f, ratio %s (rounds %s) | cpu/query A %.3f us B %.3f us, ratio %s (rounds %s)\n' \
 		"$kind" "$(median "${qa[@]}")" "$(median "${qb[@]}")" "${MED_QPS[$kind]}" "$(spread "${qr[@]}")" \
 		"$(median "${ca[@]}")" "$(median "${cb[@]}")" "${MED_CPU[$kind]}" "$(spread "${cr[@]}")"
 done
@@ -495,6 +639,8 @@ if [ "$NO_MODULE" != 1 ]; then
 	elif ! is_uint "$rewritten"; then
 		warn "no 'rewritten' counter found; cannot confirm that B rewrote MX answers"
 	fi
+	note "signed variants served by B in the timed runs of kind signed (knotc zone-stats $SZONE mod-mxpolicy, before/after):"
+	check_hits "timed runs" "$SC_BEFORE" "$(signed_counts B)" "$B_SIGNED_DONE"
 fi
 check_log A
 check_log B
@@ -504,7 +650,7 @@ stop_knotd B
 
 # ---------------------------------------------------------------- callgrind
 
-declare -A IRQ=() R_IR=()
+declare -A IRQ=() R_IR=() CG_FILE=()
 
 dump_files() {
 	local f
@@ -529,6 +675,7 @@ cg_dump() {
 		sleep 0.1
 	done
 	[ -n "$f" ] || die "no callgrind dump appeared for $name"
+	echo "$f" >"$TMP/cg.last"
 	ir=$(awk '/^summary:/ { s = $2 } /^totals:/ { t = $2 } END { print (s != "" ? s : t) }' "$f")
 	is_uint "$ir" || die "cannot read Ir from $f"
 	echo "$ir"
@@ -556,10 +703,17 @@ if [ "$SKIP_CG" != 1 ]; then
 		note "knotd $name under valgrind answered after $((SECONDS - t0))s"
 		check_log "$name"
 		for kind in $KINDS; do
+			check_signed=0
+			if [ "$kind" = signed ]; then
+				wait_signed "$name" $((SIGN_TIMEOUT * 5))
+				prime_signed "$name" $((SIGN_TIMEOUT * 5))
+				[ "$name" = B ] && [ "$NO_MODULE" != 1 ] && check_signed=1
+			fi
 			cg_send "$name" "$kind" "$CG_WARMUP" "$CG_QPS" ||
 				warn "warm-up against $name lost queries"
 			ok=0
 			for attempt in 1 2 3; do
+				[ "$check_signed" = 1 ] && sc_before=$(signed_counts "$name")
 				timeout 120 callgrind_control -z "${PID[$name]}" >"$TMP/cgctl.out" 2>&1 ||
 					{ cat "$TMP/cgctl.out" >&2; die "callgrind_control -z failed for $name"; }
 				if cg_send "$name" "$kind" "$CG_QUERIES" "$CG_QPS"; then
@@ -570,16 +724,25 @@ if [ "$SKIP_CG" != 1 ]; then
 			done
 			[ "$ok" = 1 ] || die "queries lost under callgrind; lower BENCH_CG_QPS"
 			ir=$(cg_dump "$name" "$prefix")
+			CG_FILE[$name,$kind]=$(<"$TMP/cg.last")
 			IRQ[$name,$kind]=$(awk -v ir="$ir" -v n="$CG_QUERIES" 'BEGIN { printf "%.1f\n", ir / n }')
-			printf '   %s %-5s: %d Ir for %d queries = %s Ir/query\n' "$name" "$kind" "$ir" \
+			printf '   %s %-6s: %d Ir for %d queries = %s Ir/query\n' "$name" "$kind" "$ir" \
 				"$CG_QUERIES" "${IRQ[$name,$kind]}"
+			if [ "$check_signed" = 1 ]; then
+				check_hits "under callgrind" "$sc_before" "$(signed_counts "$name")" "$CG_QUERIES"
+			fi
 		done
 		stop_knotd "$name"
 	done
 	for kind in $KINDS; do
 		R_IR[$kind]=$(ratio "${IRQ[B,$kind]}" "${IRQ[A,$kind]}")
-		printf 'Ir/query %-5s: A %s B %s, ratio %s\n' "$kind" "${IRQ[A,$kind]}" "${IRQ[B,$kind]}" "${R_IR[$kind]}"
+		printf 'Ir/query %-6s: A %s B %s, ratio %s\n' "$kind" "${IRQ[A,$kind]}" "${IRQ[B,$kind]}" "${R_IR[$kind]}"
 	done
+	if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then
+		for kind in $KINDS; do
+			echo "   callgrind dumps $kind: A ${CG_FILE[A,$kind]} B ${CG_FILE[B,$kind]}"
+		done
+	fi
 else
 	for kind in $KINDS; do R_IR[$kind]=n/a; done
 fi
@@ -592,10 +755,22 @@ echo "Summary (ratio B/A = knotd+module / plain knotd; median over $ROUNDS round
 printf '%-6s | %8s | %9s %7s %6s | %9s %7s %6s\n' \
 	kind "QPS" "CPU/query" target result "Ir/query" target result
 for kind in $KINDS; do
-	if [ "$kind" = mx ]; then tc=$TARGET_MX_CPU; ti=$TARGET_MX_IR; else tc=$TARGET_OTHER_CPU; ti=$TARGET_OTHER_IR; fi
+	case "$kind" in
+	mx) tc=$TARGET_MX_CPU; ti=$TARGET_MX_IR ;;
+	signed) tc=; ti=$TARGET_SIGNED_IR ;;
+	*) tc=$TARGET_OTHER_CPU; ti=$TARGET_OTHER_IR ;;
+	esac
+	if [ -n "$tc" ]; then
+		cpu_target="<=$tc" cpu_verdict=$(verdict "${MED_CPU[$kind]}" "$tc")
+	else
+		cpu_target=none cpu_verdict=-
+	fi
 	printf '%-6s | %8s | %9s %7s %5s | %9s %7s %5s\n' "$kind" "${MED_QPS[$kind]}" \
-		"${MED_CPU[$kind]}" "<=$tc" "$(verdict "${MED_CPU[$kind]}" "$tc")" \
+		"${MED_CPU[$kind]}" "$cpu_target" "$cpu_verdict" \
 		"${R_IR[$kind]}" "<=$ti" "$(verdict "${R_IR[$kind]}" "$ti")"
 done
+if [ "$NO_MODULE" != 1 ]; then
+	echo "(kind signed: MX with the DO bit in $SZONE, signed with $SIGNED_ALG; B's answers were checked to be signed-variant cache hits)"
+fi
 echo "(targets are informative; PASS/MISS does not change the exit status)"
 exit 0
