@@ -269,7 +269,7 @@ typedef struct {
 	mxp_rng_t rng;
 	setcache_t cache;
 	mxp_plan_t plan;            /*!< The current answer's plan (too big for the stack). */
-	sigkey_t key;               /*!< Signed-variant lookup key (too big for the stack). */
+	sigkey_t keys[SIGNER_MAX_SIGS]; /*!< Lookup keys of the answer's RRSIGs (too big for the stack). */
 	uint64_t handed[HANDED_SLOTS]; /*!< Signing contexts handed to the signer lately. */
 	setcache_entry_t uncached;  /*!< Weights and states of a set too large to cache. */
 	const knot_pkt_t *seen_pkt; /*!< Response the ADDITIONAL hook handled. */
@@ -467,26 +467,37 @@ static void ensure_hashes(setcache_entry_t *known, const knot_rdataset_t *mx)
 }
 
 /*
+ * Lookup keys for the zone's RRSIGs of the answer's MX set, without records
+ * yet. Returns how many, or a negative cause (1 + sig_cause_t) if none can
+ * be used.
+ */
+static int sig_keys_init(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx)
+{
+	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
+	if (rrsig->rrs.count == 0 || rrsig->rrs.count > SIGNER_MAX_SIGS) {
+		return -(1 + SIG_FAIL_ALGORITHM);  /* More than an algorithm rollover's two. */
+	}
+	knot_rdata_t *rd = rrsig->rrs.rdata;
+	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
+		int head_len = rrsign_head_len(rd->data, rd->len);
+		if (head_len < 0 || sigcache_key_init(&slot->keys[j], pkt->rr[idx].owner, rd->data,
+		                                      head_len) != KNOT_EOK) {
+			return -(1 + SIG_FAIL_ERROR);
+		}
+	}
+	return rrsig->rrs.count;
+}
+
+/*
  * Find the signed variant of the plan's set for every RRSIG of the MX set.
  * Returns SIGNED_HIT with sigs[] filled, SIGNED_MISS, or 1 + the cause of a
  * remembered failure.
  */
-static int find_variant(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx,
-                        const setcache_entry_t *known, const mxp_plan_t *plan,
-                        rewrite_sig_t *sigs)
+static int find_variant(thread_slot_t *slot, int nsigs, const setcache_entry_t *known,
+                        const mxp_plan_t *plan, rewrite_sig_t *sigs)
 {
-	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
-	if (rrsig->rrs.count > SIGNER_MAX_SIGS) {
-		return 1 + SIG_FAIL_ALGORITHM;  /* More than an algorithm rollover's two. */
-	}
-	sigkey_t *key = &slot->key;
-	knot_rdata_t *rd = rrsig->rrs.rdata;
-	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
-		int head_len = rrsign_head_len(rd->data, rd->len);
-		if (head_len < 0 ||
-		    sigcache_key_init(key, pkt->rr[idx].owner, rd->data, head_len) != KNOT_EOK) {
-			return 1 + SIG_FAIL_ERROR;
-		}
+	for (int j = 0; j < nsigs; j++) {
+		sigkey_t *key = &slot->keys[j];
 		for (uint16_t s = 0; s < plan->count; s++) {
 			sigcache_key_add(key, sigcache_rec(known->name_hash[plan->slots[s].idx],
 			                                   plan->slots[s].pref));
@@ -498,31 +509,24 @@ static int find_variant(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int
 		if (sigvar_cause(var) != SIG_OK) {
 			return 1 + sigvar_cause(var);
 		}
-		sigs[j].head = rd->data;
-		sigs[j].head_len = head_len;
+		sigs[j].head = key->head;
+		sigs[j].head_len = key->head_len;
 		sigs[j].sig = sigvar_sig(var, &sigs[j].sig_len);
 	}
 	return SIGNED_HIT;
 }
 
 /* Identity of a set's signing context: owner, the zone's RRSIG heads, records. */
-static uint64_t context_memo(thread_slot_t *slot, const knot_pkt_t *pkt, int idx, int sig_idx,
+static uint64_t context_memo(const thread_slot_t *slot, int nsigs,
                              const setcache_entry_t *known, const knot_rdataset_t *zone_mx)
 {
-	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
 	uint64_t memo = 0;
 	knot_rdata_t *mx = zone_mx->rdata;
 	for (uint16_t i = 0; i < zone_mx->count; i++, mx = knot_rdataset_next(mx)) {
 		memo += sigcache_rec(known->name_hash[i], knot_wire_read_u16(mx->data));
 	}
-	knot_rdata_t *rd = rrsig->rrs.rdata;
-	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
-		int head_len = rrsign_head_len(rd->data, rd->len);
-		if (head_len < 0 ||
-		    sigcache_key_init(&slot->key, pkt->rr[idx].owner, rd->data, head_len) != KNOT_EOK) {
-			return 0;
-		}
-		memo = memo * 0x9e3779b97f4a7c15ULL + slot->key.hash;
+	for (int j = 0; j < nsigs; j++) {
+		memo = memo * 0x9e3779b97f4a7c15ULL + slot->keys[j].hash;
 	}
 	return memo | 1;
 }
@@ -533,16 +537,15 @@ static uint64_t context_memo(thread_slot_t *slot, const knot_pkt_t *pkt, int idx
  * for every state.
  */
 static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_slot_t *slot,
-                            const knot_pkt_t *pkt, int idx, int sig_idx,
+                            const knot_pkt_t *pkt, int idx, int nsigs,
                             const knot_rdataset_t *zone_mx, setcache_entry_t *known)
 {
 	if (known == &slot->uncached) {
 		return;  /* Too large to remember, too large to hand over. */
 	}
-	uint64_t memo = context_memo(slot, pkt, idx, sig_idx, known, zone_mx);
+	uint64_t memo = context_memo(slot, nsigs, known, zone_mx);
 	uint64_t *handed = &slot->handed[memo % HANDED_SLOTS];
-	const knot_rrset_t *rrsig = &pkt->rr[sig_idx];
-	if (memo == 0 || *handed == memo || rrsig->rrs.count > SIGNER_MAX_SIGS) {
+	if (*handed == memo) {
 		return;
 	}
 	signer_req_t *req = signer_claim(qdata->params->thread_id);
@@ -553,23 +556,22 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 	const knot_dname_t *owner = pkt->rr[idx].owner;
 	memcpy(req->owner, owner, knot_dname_size(owner));
 	req->tag = ctx->tag;
-	req->nsigs = rrsig->rrs.count;
+	req->nsigs = nsigs;
 	knot_rrset_t dnskeys = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
-	knot_rdata_t *rd = rrsig->rrs.rdata;
-	for (uint16_t j = 0; j < rrsig->rrs.count; j++, rd = knot_rdataset_next(rd)) {
-		int head_len = rrsign_head_len(rd->data, rd->len);
-		req->head_len[j] = head_len;
-		memcpy(req->head[j], rd->data, head_len);
+	for (int j = 0; j < nsigs; j++) {
+		const sigkey_t *key = &slot->keys[j];
+		req->head_len[j] = key->head_len;
+		memcpy(req->head[j], key->head, key->head_len);
 		/* The key that made the zone's signature: algorithm and key tag. */
-		uint8_t alg = rd->data[2];
-		uint16_t tag = knot_wire_read_u16(rd->data + 16);
+		uint8_t alg = key->head[2];
+		uint16_t tag = knot_wire_read_u16(key->head + 16);
 		req->dnskey_len[j] = 0;
-		knot_rdata_t *key = dnskeys.rrs.rdata;
-		for (uint16_t k = 0; k < dnskeys.rrs.count; k++, key = knot_rdataset_next(key)) {
-			if (key->len >= 4 && key->len <= SIGNER_MAX_DNSKEY && key->data[3] == alg &&
-			    rrsign_dnskey_tag(key->data, key->len) == tag) {
-				memcpy(req->dnskey[j], key->data, key->len);
-				req->dnskey_len[j] = key->len;
+		knot_rdata_t *dk = dnskeys.rrs.rdata;
+		for (uint16_t k = 0; k < dnskeys.rrs.count; k++, dk = knot_rdataset_next(dk)) {
+			if (dk->len >= 4 && dk->len <= SIGNER_MAX_DNSKEY && dk->data[3] == alg &&
+			    rrsign_dnskey_tag(dk->data, dk->len) == tag) {
+				memcpy(req->dnskey[j], dk->data, dk->len);
+				req->dnskey_len[j] = dk->len;
 				break;
 			}
 		}
@@ -577,12 +579,26 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 	req->count = zone_mx->count;
 	req->size = zone_mx->size;
 	memcpy(req->rdata, zone_mx->rdata, zone_mx->size);
-	rd = zone_mx->rdata;
+	knot_rdata_t *rd = zone_mx->rdata;
 	for (uint16_t i = 0; i < zone_mx->count; i++, rd = knot_rdataset_next(rd)) {
 		req->weight[i] = exchanger_weight(ctx, rd->data + 2);
 	}
 	signer_commit(qdata->params->thread_id);
 	*handed = memo;
+}
+
+/* Put the zone's own signatures back (an in-place patch failed after the swap). */
+static void restore_zone_sigs(knot_pkt_t *pkt, int sig_idx, int nsigs, const thread_slot_t *slot)
+{
+	rewrite_sig_t orig[SIGNER_MAX_SIGS];
+	knot_rdata_t *rd = pkt->rr[sig_idx].rrs.rdata;
+	for (int j = 0; j < nsigs; j++, rd = knot_rdataset_next(rd)) {
+		orig[j].head = rd->data;
+		orig[j].head_len = slot->keys[j].head_len;
+		orig[j].sig = rd->data + orig[j].head_len;
+		orig[j].sig_len = rd->len - orig[j].head_len;
+	}
+	(void)rewrite_rrsig_sigs(pkt, sig_idx, orig, nsigs, true);
 }
 
 /* Where a hook runs: the rewrite it may do depends on what knotd has written. */
@@ -686,11 +702,15 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 
 	rewrite_sig_t sigs[SIGNER_MAX_SIGS];
 	bool resign = false;
+	int nsigs = 0;
 	if (sig_idx >= 0) {
 		ensure_hashes(known, &zone_mx);
-		request_signing(ctx, qdata, slot, pkt, idx, sig_idx, &zone_mx, known);
+		nsigs = sig_keys_init(slot, pkt, idx, sig_idx);
+		if (nsigs > 0) {
+			request_signing(ctx, qdata, slot, pkt, idx, nsigs, &zone_mx, known);
+		}
 		if (plan->kind == MXP_PLAN_REWRITE && (plan->left_out > 0 || plan->renumbered)) {
-			int found = find_variant(slot, pkt, idx, sig_idx, known, plan, sigs);
+			int found = nsigs > 0 ? find_variant(slot, nsigs, known, plan, sigs) : -nsigs;
 			knotd_mod_stats_incr(mod, thr, CTR_SIGNED, found, 1);
 			resign = found == SIGNED_HIT;
 			if (!resign) {
@@ -723,21 +743,22 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	uint32_t ttl = policy_ttl(rr->ttl, &ctx->ttl, plan->degraded, is_signed);
 	bool changed = plan->kind != MXP_PLAN_UNCHANGED || ttl != rr->ttl;
 	int ret = KNOT_EAGAIN;
-	if (in_place && resign &&
-	    rewrite_rrsig_sigs(pkt, sig_idx, sigs, pkt->rr[sig_idx].rrs.count, false) != KNOT_EOK) {
-		in_place = false;  /* Signatures of another length: rewrite the sections. */
+	/* New signatures first: all or nothing; another length needs a rewrite. */
+	bool swapped = in_place && resign &&
+	               rewrite_rrsig_sigs(pkt, sig_idx, sigs, nsigs, true) == KNOT_EOK;
+	if (resign && !swapped) {
+		in_place = false;
 	}
 	if (in_place) {
 		/* Glue never outlives the MX set, even when the set itself is unchanged. */
-		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true) :
+		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true, sig_idx) :
 		                rewrite_cap_glue_ttl(pkt, ttl);
 		if (ret == KNOT_EMALF) {
+			if (swapped) {
+				restore_zone_sigs(pkt, sig_idx, nsigs, slot);
+			}
 			knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
 			return state;  /* Nothing was changed: the zone's answer is valid. */
-		}
-		if (ret == KNOT_EOK && resign) {
-			/* Checked above; the patch changed no size. */
-			ret = rewrite_rrsig_sigs(pkt, sig_idx, sigs, pkt->rr[sig_idx].rrs.count, true);
 		}
 	}
 	if (ret == KNOT_EAGAIN && stage == AT_ADDITIONAL) {

@@ -155,16 +155,21 @@ static int set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl, bool apply
 			continue;
 		}
 		int ret = KNOT_EOK;
-		if (!have_owner) {
-			/* Only signed answers pay for decompressing the owner. */
-			ret = rewrite_wire_owner(pkt, idx, owner);
-			have_owner = true;
-		}
-		if (ret == KNOT_EOK) {
-			ret = rewrite_wire_owner(pkt, i, sig_owner);
-		}
-		if (ret == KNOT_EOK && knot_dname_is_case_equal(owner, sig_owner)) {
+		if (pkt->rr[i].owner == pkt->rr[idx].owner) {
+			/* knotd's set and its RRSIGs share the node's owner: no need to look. */
 			ret = patch_ttl_as(pkt, i, ttl, apply);
+		} else {
+			if (!have_owner) {
+				/* Only signed answers pay for decompressing the owner. */
+				ret = rewrite_wire_owner(pkt, idx, owner);
+				have_owner = true;
+			}
+			if (ret == KNOT_EOK) {
+				ret = rewrite_wire_owner(pkt, i, sig_owner);
+			}
+			if (ret == KNOT_EOK && knot_dname_is_case_equal(owner, sig_owner)) {
+				ret = patch_ttl_as(pkt, i, ttl, apply);
+			}
 		}
 		if (ret != KNOT_EOK) {
 			return ret;
@@ -375,10 +380,10 @@ static int cap_glue_as(knot_pkt_t *pkt, uint32_t ttl, bool apply)
 	return KNOT_EOK;
 }
 
+/* Only lowers TTLs of additional records: safe to stop halfway, no check first. */
 static int cap_glue_ttl(knot_pkt_t *pkt, uint32_t ttl)
 {
-	int ret = cap_glue_as(pkt, ttl, false);
-	return ret == KNOT_EOK ? cap_glue_as(pkt, ttl, true) : ret;
+	return cap_glue_as(pkt, ttl, true);
 }
 
 /* Find every record of the MX set pkt->rr[idx] on the wire. */
@@ -407,7 +412,7 @@ static int mx_locate(knot_pkt_t *pkt, uint16_t idx, mx_wire_t *mx)
 }
 
 int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl,
-                        bool cap_glue)
+                        bool cap_glue, int sig_idx)
 {
 	knot_rrset_t *rr = &pkt->rr[idx];
 	const uint16_t n = rr->rrs.count;
@@ -450,11 +455,9 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 		}
 	}
 
-	/* Check the RRSIGs and the glue too before writing anything. */
-	ret = set_rrsig_ttl(pkt, idx, ttl, false);
-	if (ret == KNOT_EOK && cap_glue) {
-		ret = cap_glue_as(pkt, ttl, false);
-	}
+	/* The RRSIGs must take the set's TTL too: check them before writing anything. */
+	ret = sig_idx >= 0 ? patch_ttl_as(pkt, sig_idx, ttl, false) :
+	                     set_rrsig_ttl(pkt, idx, ttl, false);
 	if (ret != KNOT_EOK) {
 		return ret;
 	}
@@ -464,8 +467,16 @@ int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, u
 		knot_wire_write_u16(mx[k].pref, new_pref[(first + k) % n]);
 	}
 	rr->ttl = ttl;
+	if (sig_idx >= 0) {
+		(void)patch_ttl_as(pkt, sig_idx, ttl, true);
+	} else {
+		(void)set_rrsig_ttl(pkt, idx, ttl, true);
+	}
 
-	(void)set_rrsig_ttl(pkt, idx, ttl, true);
+	/*
+	 * Capping glue only lowers TTLs of additional records: a record it
+	 * could not reach leaves a valid answer, so it is not checked first.
+	 */
 	if (cap_glue) {
 		(void)cap_glue_as(pkt, ttl, true);
 	}

@@ -60,10 +60,12 @@ int rewrite_set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl);
  * \retval KNOT_EOK
  * \retval KNOT_EAGAIN  Not applicable (records left out, unexpected layout):
  *                      nothing was changed, use rewrite_mx_answer().
+ * \param sig_idx  Index of the set's RRSIG rrset if known, else -1 (searched).
+ *
  * \retval KNOT_EMALF   The written rrset could not be parsed; nothing changed.
  */
 int rewrite_mx_in_place(knot_pkt_t *pkt, uint16_t idx, const mxp_plan_t *plan, uint32_t ttl,
-                        bool cap_glue);
+                        bool cap_glue, int sig_idx);
 
 /*!
  * \brief Cap, in place, the TTL of the A/AAAA (+RRSIG) in the additional

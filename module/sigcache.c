@@ -43,6 +43,7 @@ typedef struct {
 	size_t count;
 	size_t next;             /*!< Age ring: next slot to fill (oldest entry). */
 	uint64_t drops;          /*!< Entries swept or pushed out so far. */
+	int64_t next_drop;       /*!< No entry is due before (the sweep is skipped until). */
 	sigvar_t **ring;
 	sigvar_t *bucket[];
 } table_t;
@@ -71,14 +72,6 @@ static uint64_t fnv_lower(uint64_t h, const uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		h = (h ^ lower(p[i])) * FNV_PRIME;
-	}
-	return h;
-}
-
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		h = (h ^ p[i]) * FNV_PRIME;
 	}
 	return h;
 }
@@ -114,9 +107,17 @@ int sigcache_key_init(sigkey_t *key, const knot_dname_t *owner, const uint8_t *h
 	key->head_len = head_len;
 	key->count = 0;
 
+	/*
+	 * The hash covers the owner and the head's fixed fields, taken a word
+	 * at a time; the signer's name (the zone, like the owner's suffix) is
+	 * left to the exact comparison of a candidate.
+	 */
 	uint64_t h = FNV_OFFSET ^ (key->wildcard ? 0x2a : 0);
 	h = fnv_lower(h, key->suffix, knot_dname_size(key->suffix));
-	h = fnv(h, head, head_len);
+	uint64_t w0, w1;
+	memcpy(&w0, head, 8);
+	memcpy(&w1, head + 8, 8);
+	h = fmix64(h ^ w0) + fmix64(w1 ^ ((uint64_t)knot_wire_read_u16(head + 16) << 48));
 	key->hash = h;
 	return KNOT_EOK;
 }
@@ -218,6 +219,7 @@ int sigcache_init(size_t capacity)
 	}
 	t->mask = buckets - 1;
 	t->capacity = capacity;
+	t->next_drop = INT64_MAX;
 	rcu_assign_pointer(table, t);
 	return KNOT_EOK;
 }
@@ -311,6 +313,9 @@ int sigcache_insert(const sigkey_t *key, const knot_dname_t *owner, sig_cause_t 
 	}
 	var->slot = slot;
 	t->ring[slot] = var;
+	if (drop_at < t->next_drop) {
+		t->next_drop = drop_at;
+	}
 	var->next = t->bucket[hash & t->mask];
 	rcu_assign_pointer(t->bucket[hash & t->mask], var);
 	t->count++;
@@ -326,16 +331,24 @@ bool sigcache_known(const sigkey_t *key)
 size_t sigcache_sweep(int64_t now)
 {
 	table_t *t = table;
+	if (t == NULL || now < t->next_drop) {
+		return 0;  /* Nothing due: no walk over the whole ring. */
+	}
 	size_t dropped = 0;
-	for (size_t i = 0; t != NULL && i < t->capacity; i++) {
-		if (t->ring[i] != NULL && t->ring[i]->drop_at <= now) {
-			var_unlink(t, t->ring[i]);
+	t->next_drop = INT64_MAX;
+	for (size_t i = 0; i < t->capacity; i++) {
+		sigvar_t *var = t->ring[i];
+		if (var == NULL) {
+			continue;
+		}
+		if (var->drop_at <= now) {
+			var_unlink(t, var);
 			dropped++;
+		} else if (var->drop_at < t->next_drop) {
+			t->next_drop = var->drop_at;
 		}
 	}
-	if (t != NULL) {
-		t->drops += dropped;
-	}
+	t->drops += dropped;
 	return dropped;
 }
 

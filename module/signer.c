@@ -30,8 +30,14 @@
 #define MAX_CONTEXTS     4096
 /*! Longest stretch of signing before the thread looks at its rings and commands (ms). */
 #define SLICE_MS         50
-/*! How often the signer looks at the rings (ms): workers cannot wake it. */
+/*
+ * How often the signer looks at the rings (ms): workers cannot wake it.
+ * Often while sets come in, seldom when idle; the control thread wakes it.
+ */
 #define POLL_MS          10
+#define POLL_IDLE_MS     100
+/*! Quiet looks before the signer counts as idle. */
+#define IDLE_AFTER       50
 /*! A failure is retried after this long (seconds). */
 #define RETRY_AFTER      60
 /*! Keep this much of a signature's validity beyond the answer's TTL (seconds). */
@@ -66,6 +72,7 @@ static struct {
 	bool running;
 	pthread_t thread;
 	int stop_fd[2];
+	int wake_fd[2];           /*!< Control thread -> signer: a presign is waiting. */
 	ring_t *rings;
 	unsigned workers;
 	_Atomic unsigned rate;
@@ -90,6 +97,7 @@ static struct {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.stop_fd = { -1, -1 },
+	.wake_fd = { -1, -1 },
 };
 
 static int64_t mono_ms(void)
@@ -491,8 +499,9 @@ static bool context_sign(context_t *c, const registry_snap_t *snap, job_t *job)
 /* ------------------------------------------------------------------------ */
 /* The thread. */
 
-static void drain_rings(int64_t now)
+static unsigned drain_rings(int64_t now)
 {
+	unsigned drained = 0;
 	for (unsigned w = 0; w < sg.workers; w++) {
 		ring_t *r = &sg.rings[w];
 		uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -501,9 +510,11 @@ static void drain_rings(int64_t now)
 			context_update(&r->req[tail % SIGNER_RING], now);
 			atomic_fetch_add(&sg.requests, 1);
 			tail++;
+			drained++;
 			atomic_store_explicit(&r->tail, tail, memory_order_release);
 		}
 	}
+	return drained;
 }
 
 static void forget_removed_profiles(void)
@@ -582,17 +593,27 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 
 static void *signer_main(void *arg)
 {
-	int stop_fd = (int)(intptr_t)arg;
+	const int *fds = arg;
+	int stop_fd = fds[0], wake_fd = fds[1];
 	rcu_register_thread();
 	rrsign_keys_t *keys = rrsign_keys_new();
 	int64_t last_sweep = 0;
 	sg.last_refill_ms = mono_ms();
 	sg.tokens = atomic_load(&sg.rate);
 
+	unsigned quiet = 0;
 	for (;;) {
-		struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
-		if (poll(&pfd, 1, POLL_MS) > 0) {
-			break;
+		struct pollfd pfd[2] = {
+			{ .fd = stop_fd, .events = POLLIN },
+			{ .fd = wake_fd, .events = POLLIN },
+		};
+		if (poll(pfd, 2, quiet < IDLE_AFTER ? POLL_MS : POLL_IDLE_MS) > 0) {
+			if (pfd[0].revents != 0) {
+				break;
+			}
+			char buf[64];
+			(void)!read(wake_fd, buf, sizeof(buf));
+			quiet = 0;
 		}
 		int64_t now = time(NULL);
 		int64_t ms = mono_ms();
@@ -604,7 +625,11 @@ static void *signer_main(void *arg)
 		sg.last_refill_ms = ms;
 
 		forget_removed_profiles();
-		drain_rings(now);
+		if (drain_rings(now) > 0) {
+			quiet = 0;
+		} else if (quiet < IDLE_AFTER) {
+			quiet++;
+		}
 
 		pthread_mutex_lock(&sg.lock);
 		registry_snap_t *cmd = NULL;
@@ -647,6 +672,13 @@ static void *signer_main(void *arg)
 	return NULL;
 }
 
+static void close_pipe(int *fd)
+{
+	close(fd[0]);
+	close(fd[1]);
+	fd[0] = fd[1] = -1;
+}
+
 int signer_acquire(unsigned workers, unsigned rate, size_t capacity)
 {
 	/*
@@ -680,11 +712,16 @@ int signer_acquire(unsigned workers, unsigned rate, size_t capacity)
 	if (ret == KNOT_EOK && pipe2(sg.stop_fd, O_CLOEXEC) != 0) {
 		ret = knot_map_errno();
 	}
-	if (ret == KNOT_EOK &&
-	    pthread_create(&sg.thread, NULL, signer_main, (void *)(intptr_t)sg.stop_fd[0]) != 0) {
-		close(sg.stop_fd[0]);
-		close(sg.stop_fd[1]);
-		sg.stop_fd[0] = sg.stop_fd[1] = -1;
+	if (ret == KNOT_EOK && pipe2(sg.wake_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
+		ret = knot_map_errno();
+		close_pipe(sg.stop_fd);
+	}
+	static int fds[2];  /* Read ends for the thread, fixed while it runs. */
+	fds[0] = sg.stop_fd[0];
+	fds[1] = sg.wake_fd[0];
+	if (ret == KNOT_EOK && pthread_create(&sg.thread, NULL, signer_main, fds) != 0) {
+		close_pipe(sg.stop_fd);
+		close_pipe(sg.wake_fd);
 		ret = KNOT_ERROR;
 	}
 	if (ret == KNOT_EOK) {
@@ -712,9 +749,8 @@ void signer_release(void)
 	char b = 0;
 	(void)!write(sg.stop_fd[1], &b, 1);
 	pthread_join(sg.thread, NULL);
-	close(sg.stop_fd[0]);
-	close(sg.stop_fd[1]);
-	sg.stop_fd[0] = sg.stop_fd[1] = -1;
+	close_pipe(sg.stop_fd);
+	close_pipe(sg.wake_fd);
 
 	pthread_mutex_lock(&sg.lock);
 	registry_free(sg.cmd_snap);
@@ -751,6 +787,8 @@ bool signer_presign(const registry_snap_t *snap, int timeout_ms)
 	sg.cmd_snap = copy;
 	sg.cmd_deadline_ms = mono_ms() + timeout_ms;
 	uint64_t seq = ++sg.cmd_seq;
+	char b = 0;
+	(void)!write(sg.wake_fd[1], &b, 1);  /* Nonblocking: a full pipe wakes it already. */
 	int ret = 0;
 	while ((int64_t)(sg.done_seq - seq) < 0 && ret != ETIMEDOUT) {
 		ret = pthread_cond_timedwait(&sg.cond, &sg.lock, &deadline);
