@@ -10,6 +10,13 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import knotharness  # noqa: E402
+import resolver  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: long observation tests (a minute or more; run by default, "
+        "deselect with -m 'not slow')")
 
 
 def _module_problem():
@@ -70,3 +77,41 @@ def knot_factory(request):
 def mknot_factory(request):
     """Module-scoped variant of knot_factory."""
     yield from _knots()
+
+
+@pytest.fixture(scope="session")
+def unbound_bin():
+    """Path of unbound; skips when it cannot be run."""
+    why = resolver.unbound_problem()
+    if why:
+        pytest.skip("unbound not installed: %s" % why)
+    return resolver.UNBOUND
+
+
+def _unbounds():
+    """Create Unbound instances; yields the factory, then kills and removes them."""
+    made = []
+
+    def make(*args, start=True, **kwargs):
+        u = resolver.Unbound(*args, **kwargs)
+        made.append(u)
+        if start:
+            u.start()
+        return u
+
+    yield make
+    for u in made:
+        u.cleanup()
+
+
+@pytest.fixture
+def unbound_factory(unbound_bin):
+    """Create validating resolvers (resolver.Unbound) that are always stopped
+    and removed afterwards."""
+    yield from _unbounds()
+
+
+@pytest.fixture(scope="module")
+def munbound_factory(unbound_bin):
+    """Module-scoped variant of unbound_factory."""
+    yield from _unbounds()
