@@ -672,7 +672,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	bool signed_do = is_signed && with_do;
 	/* A changed set goes out in a signed DO answer only with a signature made for it. */
 	int sig_idx = -1;
-	if (signed_do && ctx->signer && stage == AT_ADDITIONAL) {
+	if (signed_do && ctx->signer) {
 		sig_idx = rewrite_find_rrsig(pkt, idx);
 	}
 	mxp_opts_t opts = {
@@ -760,6 +760,13 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 			knotd_mod_stats_incr(mod, thr, CTR_ERRORS, 0, 1);
 			return state;  /* Nothing was changed: the zone's answer is valid. */
 		}
+	}
+	if (stage == AT_END && ret != KNOT_EOK) {
+		/* No patch applies and a finished response cannot be rewritten. */
+		if (swapped) {
+			restore_zone_sigs(pkt, sig_idx, nsigs, slot);
+		}
+		return state;
 	}
 	if (ret == KNOT_EAGAIN && stage == AT_ADDITIONAL) {
 		knot_rdataset_t new_mx;
