@@ -188,6 +188,7 @@ enum {
 	CTR_SIGNED_LIMITED,
 	CTR_ERRORS,
 	CTR_SIGNED,       /*!< Indexed: SIGNED_HIT, SIGNED_MISS, then 1 + sig_cause_t. */
+	CTR_TRUNCATED,
 };
 
 enum {
@@ -220,6 +221,7 @@ static const char *counter_names[] = {
 	[CTR_SIGNED_LIMITED] = "signed-limited",
 	[CTR_ERRORS]         = "errors",
 	[CTR_SIGNED]         = "signed-variant",
+	[CTR_TRUNCATED]      = "truncated",
 };
 
 typedef struct {
@@ -723,8 +725,24 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	bool in_place = plan->kind == MXP_PLAN_UNCHANGED ||
 	                (plan->left_out == 0 && (!plan->reordered ||
 	                 (plan->renumbered && ctx->rotation != MXP_ROT_ORDER)));
-	if (stage == AT_END && (!in_place || plan->kind == MXP_PLAN_SERVFAIL)) {
-		return state;  /* Too late for anything but a patch of the same size. */
+	if (stage == AT_END) {
+		/*
+		 * Too late for anything but a patch of the same size. Preferences
+		 * still carry drains and winners ('order' mode loses its wire
+		 * order). A record that must leave the answer, or a SERVFAIL, cannot
+		 * be had here: over UDP, TC sends the client to TCP, where the
+		 * answer has room for the whole policy.
+		 */
+		if (plan->kind == MXP_PLAN_REWRITE && plan->left_out == 0) {
+			in_place = true;
+		}
+		if (!in_place || plan->kind == MXP_PLAN_SERVFAIL) {
+			if (qdata->params->proto == KNOTD_QUERY_PROTO_UDP) {
+				knot_wire_set_tc(pkt->wire);
+				knotd_mod_stats_incr(mod, thr, CTR_TRUNCATED, 0, 1);
+			}
+			return state;
+		}
 	}
 	if (plan->all_down) {
 		knotd_mod_stats_incr(mod, thr, CTR_ALL_DOWN, 0, 1);

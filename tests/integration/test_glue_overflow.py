@@ -57,3 +57,30 @@ def test_every_buffer_size_is_well_formed(knot, plain, name):
     # the workers are not stuck: plain queries still get quick answers
     for _ in range(20):
         assert knot.query(name, rdtype="SOA", timeout=1.0).msg.answer
+
+
+def test_down_exchanger_never_served_tc_instead(knot, plain, mxpolicyctl):
+    """A down exchanger at every buffer size: over UDP an answer either
+    leaves it out or has TC (where knotd had no room to rewrite, the client
+    must retry over TCP); over TCP it is always left out. Both happen."""
+    name = "ovf2.test."
+    down = "exchanger-with-a-longer-name-3.ovf2.test."
+    knot.ctl_ok("down", down)
+    try:
+        base = knot.zone_stats(name)
+        tc = left_out = 0
+        for size in SIZES:
+            r = knot.query(name, payload=size, timeout=2.0)
+            answer = {e for _, e in r.mx()}
+            if r.tc:
+                tc += 1
+            else:
+                assert down not in answer, "down exchanger served at %d:\n%s" % (size, r)
+                left_out += 1
+        r = knot.query(name, tcp=True)
+        assert down not in {e for _, e in r.mx()} and len(r.mx()) == N - 1, r
+        assert tc > 0 and left_out > 0, (tc, left_out)
+        d = knot.zone_stats(name)["truncated"] - base.get("truncated", 0)
+        assert d == tc, (d, tc)
+    finally:
+        knot.ctl_ok("auto", down)
