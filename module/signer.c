@@ -40,8 +40,13 @@
 #define IDLE_AFTER       50
 /*! A failure is retried after this long (seconds). */
 #define RETRY_AFTER      60
-/*! Keep this much of a signature's validity beyond the answer's TTL (seconds). */
-#define EXPIRY_MARGIN    5
+/*
+ * A variant goes when its signature would expire within the Original TTL,
+ * give or take this grace (seconds): knotd re-signs right at that point
+ * (rrsig-refresh >= the zone's largest TTL), a moment later than the clock
+ * says, and validators cap a cached answer at its signature's expiration.
+ */
+#define EXPIRY_GRACE     2
 
 typedef struct {
 	_Atomic uint32_t head;   /*!< Written by the worker. */
@@ -392,7 +397,7 @@ static void sign_variant(job_t *job, const mxp_plan_t *plan, uint8_t i)
 	const uint8_t *head = req->head[i];
 	uint32_t orig_ttl = knot_wire_read_u32(head + 4);
 	int32_t left = (int32_t)(knot_wire_read_u32(head + 8) - (uint32_t)job->now);
-	int64_t drop_at = job->now + left - (int64_t)orig_ttl - EXPIRY_MARGIN;
+	int64_t drop_at = job->now + left - (int64_t)orig_ttl + EXPIRY_GRACE;
 	if (drop_at <= job->now) {
 		fail(job, &key, SIG_FAIL_EXPIRING, "the zone's signature expires within the TTL");
 		return;
