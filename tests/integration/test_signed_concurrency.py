@@ -120,4 +120,7 @@ def test_concurrent_states_every_signature_verifies(knot):
     # misses are at most the first answers of a set after knotd's own events.
     assert d.get("signed-variant[cache-miss]", 0) <= 4, d
     print("counters", d)
+    signing = knot.ctl_json("stats")["signing"]
+    assert signing["signed"] >= len(sets) - 4 and signing["cached"] > 0, signing
+    assert all(v == 0 for k, v in signing.items() if k.startswith("failed_")), signing
     assert knot.alive()
