@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start a demo knotd on loopback with the freshly built mod-mxpolicy and the
-# bundled example zone (config/example.zone, config/knot.conf.in).
+# bundled example zones (config/example.zone, config/example.net.zone
+# signed by knotd, config/knot.conf.in).
 #
 #   ./config/run-example.sh               install deps, build, start knotd (daemon)
 #   ./config/run-example.sh --foreground  same, knotd stays in the foreground (Ctrl-C stops)
@@ -199,6 +200,7 @@ fi
 RUNDIR=$(mktemp -d /tmp/mxpolicy-demo.XXXXXX)
 mkdir -p "$RUNDIR/storage" "$RUNDIR/zones"
 cp config/example.zone "$RUNDIR/zones/example.com.zone"
+cp config/example.net.zone "$RUNDIR/zones/example.net.zone"
 
 if [ "$(id -u)" -eq 0 ] && getent passwd knot >/dev/null; then
 	KUSER=knot
@@ -282,6 +284,14 @@ Exchanger health (server-wide, every zone at once):
   $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock drain mx2.example.com
   $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock status mx1.example.com
   $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock auto mx1.example.com
+
+Signed zone (example.net, signed by knotd, same exchangers): DO answers of a
+changed set carry a signature made for it with the zone's key:
+  kdig @127.0.0.1 -p $PORT example.net MX +dnssec
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock down mx2.example.com
+  kdig @127.0.0.1 -p $PORT example.net MX +dnssec
+  knotc -c $CONF zone-stats example.net mod-mxpolicy
+  $SRCDIR/tools/mxpolicyctl -s $RUNDIR/mxpolicy.sock stats
 EOF
 }
 
