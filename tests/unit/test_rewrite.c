@@ -1175,7 +1175,7 @@ static void run_case(fx_t *fx)
 	enum { R_NONE, R_CAP, R_IN_PLACE, R_FULL } how = R_NONE;
 	int ret = KNOT_EAGAIN;
 	if (in_place) {
-		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true) :
+		ret = changed ? rewrite_mx_in_place(pkt, idx, plan, ttl, true, -1) :
 		                rewrite_cap_glue_ttl(pkt, ttl);
 		CHECK(pkt, ret == KNOT_EOK || ret == KNOT_EAGAIN, "in-place rewrite: %s",
 		      knot_strerror(ret));
