@@ -530,7 +530,7 @@ static uint64_t context_memo(const thread_slot_t *slot, int nsigs,
 	for (int j = 0; j < nsigs; j++) {
 		memo = memo * 0x9e3779b97f4a7c15ULL + slot->keys[j].hash;
 	}
-	return memo | 1;
+	return memo;
 }
 
 /*
@@ -545,7 +545,9 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 	if (known == &slot->uncached) {
 		return;  /* Too large to remember, too large to hand over. */
 	}
-	uint64_t memo = context_memo(slot, nsigs, known, zone_mx);
+	/* Per instance (a reload makes new ones) and signer epoch (it forgot sets). */
+	uint64_t memo = (context_memo(slot, nsigs, known, zone_mx) +
+	                 (ctx->tag ^ (signer_epoch() << 32)) * 0xff51afd7ed558ccdULL) | 1;
 	uint64_t *handed = &slot->handed[memo % HANDED_SLOTS];
 	if (*handed == memo) {
 		return;

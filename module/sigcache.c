@@ -42,7 +42,8 @@ typedef struct {
 	size_t capacity;
 	size_t count;
 	size_t next;             /*!< Age ring: next slot to fill (oldest entry). */
-	uint64_t drops;          /*!< Entries swept or pushed out so far. */
+	uint64_t drops;          /*!< Entries swept so far. */
+	uint64_t evictions;      /*!< Entries pushed out while full. */
 	int64_t next_drop;       /*!< No entry is due before (the sweep is skipped until). */
 	sigvar_t **ring;
 	sigvar_t *bucket[];
@@ -304,13 +305,20 @@ int sigcache_insert(const sigkey_t *key, const knot_dname_t *owner, sig_cause_t 
 	if (old != NULL) {
 		var_unlink(t, old);
 	}
-	/* The age ring's next slot holds the oldest entry: it goes first. */
+	/*
+	 * While not full, take a free slot (sweeps and replacements leave
+	 * holes); when full, the ring's next slot holds the oldest entry.
+	 */
 	size_t slot = t->next;
-	t->next = (t->next + 1) % t->capacity;
-	if (t->ring[slot] != NULL) {
+	if (t->count < t->capacity) {
+		while (t->ring[slot] != NULL) {
+			slot = (slot + 1) % t->capacity;
+		}
+	} else {
 		var_unlink(t, t->ring[slot]);
-		t->drops++;
+		t->evictions++;
 	}
+	t->next = (slot + 1) % t->capacity;
 	var->slot = slot;
 	t->ring[slot] = var;
 	if (drop_at < t->next_drop) {
@@ -360,6 +368,11 @@ size_t sigcache_count(void)
 uint64_t sigcache_drops(void)
 {
 	return table != NULL ? table->drops : 0;
+}
+
+uint64_t sigcache_evictions(void)
+{
+	return table != NULL ? table->evictions : 0;
 }
 
 void sigcache_destroy(void)

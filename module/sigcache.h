@@ -106,7 +106,8 @@ int sigcache_init(size_t capacity);
  * \param drop_at  When the entry must go (unix time): for a signature, when
  *                 it expires minus its Original TTL; for a failure, when to
  *                 try again.
- * The oldest entry is dropped when the cache is full.
+ * A free slot is used while there is one; when the cache is full, the
+ * oldest entry is pushed out.
  */
 int sigcache_insert(const sigkey_t *key, const knot_dname_t *owner, sig_cause_t cause,
                     const uint8_t *sig, uint16_t sig_len, int64_t drop_at);
@@ -120,8 +121,11 @@ size_t sigcache_sweep(int64_t now);
 /*! Entries now. */
 size_t sigcache_count(void);
 
-/*! Entries dropped so far (swept or pushed out): a change means sets may need signing again. */
+/*! Entries swept so far: a change means failures are due for a retry. */
 uint64_t sigcache_drops(void);
+
+/*! Entries pushed out by newer ones while the cache was full, so far. */
+uint64_t sigcache_evictions(void);
 
 /*! Drop everything and the table (last unload, after the readers are gone). */
 void sigcache_destroy(void);

@@ -66,6 +66,7 @@ typedef struct {
 	uint64_t name_hash[MXP_MAX_RECORDS];
 	uint64_t done_gen;                /*!< Registry generation fully signed for, plus 1 (0: none). */
 	uint64_t done_drops;              /*!< sigcache_drops() then: a drop may need a new signature. */
+	bool fresh;                       /*!< Handed over since the last signing pass. */
 	int64_t last_used;
 } context_t;
 
@@ -97,6 +98,8 @@ static struct {
 	_Atomic uint64_t signed_ok, budget_deferred, requests;
 	_Atomic uint64_t failed[SIG_CAUSES];
 	_Atomic uint64_t contexts, cached;
+	_Atomic uint64_t epoch;    /*!< Bumped when contexts are dropped: workers hand over again. */
+	bool warned_full;          /*!< "sign-cache too small" logged. */
 } sg = {
 	.life = PTHREAD_MUTEX_INITIALIZER,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -231,6 +234,13 @@ static void context_drop(size_t i)
 	free(sg.ctx[i]);
 	sg.ctx[i] = sg.ctx[--sg.nctx];
 	atomic_store(&sg.contexts, sg.nctx);
+	/* Workers remember what they handed over: make them forget. */
+	atomic_fetch_add_explicit(&sg.epoch, 1, memory_order_relaxed);
+}
+
+uint64_t signer_epoch(void)
+{
+	return atomic_load_explicit(&sg.epoch, memory_order_relaxed);
 }
 
 /* The owner a request's first RRSIG was made for, lowercase. */
@@ -299,6 +309,7 @@ static void context_update(const signer_req_t *req, int64_t now)
 				c->req = *req;  /* knotd re-signed or rolled a key. */
 				c->done_gen = 0;
 			}
+			c->fresh = true;
 			return;
 		}
 	}
@@ -323,6 +334,7 @@ static void context_update(const signer_req_t *req, int64_t now)
 		c->name_hash[i] = sigcache_name_hash(rd->data + 2);
 	}
 	c->last_used = now;
+	c->fresh = true;
 	sg.ctx[sg.nctx++] = c;
 	atomic_store(&sg.contexts, sg.nctx);
 }
@@ -399,7 +411,18 @@ static void sign_variant(job_t *job, const mxp_plan_t *plan, uint8_t i)
 	int32_t left = (int32_t)(knot_wire_read_u32(head + 8) - (uint32_t)job->now);
 	int64_t drop_at = job->now + left - (int64_t)orig_ttl + EXPIRY_GRACE;
 	if (drop_at <= job->now) {
-		fail(job, &key, SIG_FAIL_EXPIRING, "the zone's signature expires within the TTL");
+		/*
+		 * Only for a set just handed over, i.e. still answered with this
+		 * signature: a quiet set's old signature is not worth a warning.
+		 * Nothing changes for it before the signature expires.
+		 */
+		if (c->fresh) {
+			int64_t until = job->now + (left > RETRY_AFTER ? left : RETRY_AFTER);
+			atomic_fetch_add(&sg.failed[SIG_FAIL_EXPIRING], 1);
+			(void)sigcache_insert(&key, c->sign_owner, SIG_FAIL_EXPIRING, NULL, 0, until);
+			log_failure(req->tag, SIG_FAIL_EXPIRING, "the zone's signature expires "
+			            "within the TTL");
+		}
 		return;
 	}
 	if (job->prof->p.keystore_problem != SIG_OK) {
@@ -558,6 +581,16 @@ static void presign(rrsign_keys_t *keys, const registry_snap_t *snap, int64_t no
 	}
 }
 
+static bool context_expired(const context_t *c, int64_t now)
+{
+	for (uint8_t i = 0; i < c->req.nsigs; i++) {
+		if ((int32_t)(knot_wire_read_u32(c->req.head[i] + 8) - (uint32_t)now) > 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
 static void sign_pending(rrsign_keys_t *keys, int64_t now)
 {
 	rcu_read_lock();
@@ -589,8 +622,17 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 		job.prof = &prof;
 		if (context_sign(c, snap, &job)) {
 			c->done_gen = gen + 1;
-			/* Failures dropped for a retry, or variants pushed out, are signed again. */
+			/* Failures swept for a retry are tried again. */
 			c->done_drops = drops;
+			c->fresh = false;
+		}
+	}
+	/* A set whose signatures expired is no longer answered with them. */
+	for (size_t i = 0; i < sg.nctx; ) {
+		if (context_expired(sg.ctx[i], now)) {
+			context_drop(i);
+		} else {
+			i++;
 		}
 	}
 	registry_free(snap);
@@ -664,6 +706,12 @@ static void *signer_main(void *arg)
 			(void)sigcache_sweep(now);
 		}
 		atomic_store(&sg.cached, sigcache_count());
+		if (sigcache_evictions() > 0 && !sg.warned_full) {
+			sg.warned_full = true;
+			ctl_log(LOG_WARNING, "sign-cache is full: signed variants are pushed out "
+			        "before they are due and not signed again until a state changes; "
+			        "raise sign-cache");
+		}
 	}
 
 	while (sg.nctx > 0) {

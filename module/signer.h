@@ -88,6 +88,12 @@ signer_req_t *signer_claim(unsigned worker);
 void signer_commit(unsigned worker);
 
 /*!
+ * \brief Changes whenever the signer forgot sets (evicted, zone instance
+ *        gone): workers then hand their sets over again.
+ */
+uint64_t signer_epoch(void);
+
+/*!
  * \brief Sign, for the states of 'snap' (not yet published), every variant
  *        of the known sets that is not cached yet; wait at most timeout_ms.
  *

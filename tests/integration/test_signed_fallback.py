@@ -117,3 +117,51 @@ def test_no_key_falls_back_then_recovers(knot):
         r = knot.query(z, want_dnssec=True)
         validate(r, keys, z + ".")
         assert len({p for p, _ in r.mx()}) == 3, r  # Renumbered again.
+
+
+def test_reload_keeps_signing(module_so, mxpolicyctl, knot_factory):
+    """knotc reload makes new module instances over the same zone data:
+    the sets are handed to the signer again (by the same worker, which has
+    handed them over before), so a state change after the reload still
+    reaches DO answers (signed variants, no fallback)."""
+    z = "fb.test"
+    knot = knot_factory({z: ZONE}, {"s": {"weight": ["mx1.%s. 70" % z, "mx2.%s. 30" % z]}},
+                        {z: "s"}, zone_extra={z: {"dnssec-signing": "on"}},
+                        server_extra={"udp-workers": 1, "tcp-workers": 1})
+    keys = keys_of(knot, z)
+    knot.query(z, want_dnssec=True)
+    time.sleep(0.3)
+    rc, out = knot.knotc("reload")
+    assert rc == 0, out
+    time.sleep(1.0)
+    knot.query(z, want_dnssec=True)  # The new instance hands the set over.
+    time.sleep(0.3)
+    knot.ctl_ok("down", "mx1.%s." % z)
+    base = knot.zone_stats(z)
+    for i in range(10):
+        r = knot.query(z, want_dnssec=True)
+        validate(r, keys, z + ".")
+        assert "mx1.%s." % z not in {e for _, e in r.mx()}, r
+    d = delta(base, knot.zone_stats(z))
+    assert d["signed-variant[cache-hit]"] == 10 and d["left-out"] == 10, d
+
+
+def test_small_cache_does_not_spin(module_so, mxpolicyctl, knot_factory):
+    """sign-cache smaller than the live variants: variants are pushed out
+    (logged once), but the signer does not sign in circles while idle."""
+    zones = {"sc%d.test" % i: ZONE for i in range(6)}
+    inst = {"server": {"sign-cache": 16},
+            "s": {"weight": ["mx1.sc%d.test. 50" % i for i in range(6)] +
+                            ["mx2.sc%d.test. 30" % i for i in range(6)]}}
+    k = knot_factory(zones, inst, {z: "s" for z in zones},
+                     zone_extra={z: {"dnssec-signing": "on"} for z in zones})
+    for z in zones:
+        k.query(z, want_dnssec=True)
+        k.query("a.wild." + z, want_dnssec=True)
+    time.sleep(1.0)
+    first = k.ctl_json("stats")["signing"]
+    time.sleep(3.0)
+    later = k.ctl_json("stats")["signing"]
+    assert later["signed"] == first["signed"], (first, later)
+    assert later["cached"] <= 16, later
+    assert k.logfile.read_text().count("sign-cache is full") == 1

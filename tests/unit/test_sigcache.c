@@ -190,6 +190,40 @@ static void test_replace_and_failures(void **state)
 	                 KNOT_ESPACE);
 }
 
+/* Holes left by the sweep are filled before anything live is pushed out. */
+static void test_holes_filled_first(void **state)
+{
+	(void)state;
+	uint8_t h[SIGCACHE_MAX_HEAD];
+	uint16_t hl = head(h, 2, 7, "example.com.");
+	knot_dname_storage_t o, owner;
+	dn("example.com.", owner);
+	sigkey_t k;
+	sigcache_sweep(INT64_MAX);
+	for (uint16_t i = 0; i < 64; i++) {
+		rec_t r[] = { { "mx2.example.com.", i } };
+		key_of(&k, "example.com.", o, h, hl, r, 1);
+		/* Every other one is due early. */
+		assert_int_equal(sigcache_insert(&k, owner, SIG_OK, SIG, sizeof(SIG),
+		                                 (i % 2) ? 100 : 9000), KNOT_EOK);
+	}
+	assert_int_equal(sigcache_sweep(100), 32);
+	uint64_t evicted = sigcache_evictions();
+	for (uint16_t i = 100; i < 132; i++) {
+		rec_t r[] = { { "mx2.example.com.", i } };
+		key_of(&k, "example.com.", o, h, hl, r, 1);
+		assert_int_equal(sigcache_insert(&k, owner, SIG_OK, SIG, sizeof(SIG), 9000), KNOT_EOK);
+	}
+	assert_int_equal(sigcache_evictions(), evicted);
+	assert_int_equal(sigcache_count(), 64);
+	for (uint16_t i = 0; i < 64; i += 2) {
+		rec_t r[] = { { "mx2.example.com.", i } };
+		key_of(&k, "example.com.", o, h, hl, r, 1);
+		assert_non_null(lookup(&k));
+	}
+	assert_int_equal(sigcache_sweep(INT64_MAX), 64);
+}
+
 static void test_bound_and_sweep(void **state)
 {
 	(void)state;
@@ -198,6 +232,9 @@ static void test_bound_and_sweep(void **state)
 	knot_dname_storage_t o, owner;
 	dn("example.com.", owner);
 	sigkey_t k;
+	sigcache_sweep(INT64_MAX);  /* Start empty. */
+	assert_int_equal(sigcache_count(), 0);
+	uint64_t evicted = sigcache_evictions();
 	/* 100 variants into a cache of 64: the first 36 are gone, the last 64 stay. */
 	for (uint16_t i = 0; i < 100; i++) {
 		rec_t r[] = { { "mx1.example.com.", i } };
@@ -206,6 +243,7 @@ static void test_bound_and_sweep(void **state)
 		                                 i < 90 ? 5000 : 9000), KNOT_EOK);
 	}
 	assert_int_equal(sigcache_count(), 64);
+	assert_int_equal(sigcache_evictions() - evicted, 36);
 	for (uint16_t i = 0; i < 100; i++) {
 		rec_t r[] = { { "mx1.example.com.", i } };
 		key_of(&k, "example.com.", o, h, hl, r, 1);
@@ -234,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_must_match_exactly),
 		cmocka_unit_test(test_wildcard_shared),
 		cmocka_unit_test(test_replace_and_failures),
+		cmocka_unit_test(test_holes_filled_first),
 		cmocka_unit_test(test_bound_and_sweep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
