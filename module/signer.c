@@ -611,6 +611,8 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 	profile_t prof;
 	int64_t slice_end = mono_ms() + SLICE_MS;
 	for (size_t i = 0; i < sg.nctx && sg.tokens >= 1.0 && mono_ms() < slice_end; i++) {
+		/* Keep taking sets in while signing: the workers' rings are small. */
+		(void)drain_rings(now);
 		context_t *c = sg.ctx[i];
 		/* 'gen + 1': generation 0 (no registry yet) is a real one. */
 		if (c->done_gen == gen + 1 && c->done_drops == drops) {

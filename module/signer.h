@@ -35,8 +35,8 @@
 #define SIGNER_MAX_SIGS    2
 /*! Longest DNSKEY rdata handed over (RSA 4096 has 516 bytes). */
 #define SIGNER_MAX_DNSKEY  1024
-/*! Requests a worker may have waiting. */
-#define SIGNER_RING        8
+/*! Requests a worker may have waiting (about 3.6 KiB each). */
+#define SIGNER_RING        32
 /*! Variants prepared per set at most; more: answered as the zone has them. */
 #define SIGNER_MAX_VARIANTS 64
 
