@@ -412,14 +412,15 @@ static void sign_variant(job_t *job, const mxp_plan_t *plan, uint8_t i)
 	int64_t drop_at = job->now + left - (int64_t)orig_ttl + EXPIRY_GRACE;
 	if (drop_at <= job->now) {
 		/*
-		 * Only for a set just handed over, i.e. still answered with this
-		 * signature: a quiet set's old signature is not worth a warning.
-		 * Nothing changes for it before the signature expires.
+		 * Nothing changes for this signature before it expires (then the
+		 * set is forgotten). Warn only for a set just handed over, i.e.
+		 * still answered with it: a quiet set's old signature (knotd has
+		 * re-signed it since) is not worth a warning.
 		 */
+		int64_t until = job->now + (left > RETRY_AFTER ? left : RETRY_AFTER);
+		atomic_fetch_add(&sg.failed[SIG_FAIL_EXPIRING], 1);
+		(void)sigcache_insert(&key, c->sign_owner, SIG_FAIL_EXPIRING, NULL, 0, until);
 		if (c->fresh) {
-			int64_t until = job->now + (left > RETRY_AFTER ? left : RETRY_AFTER);
-			atomic_fetch_add(&sg.failed[SIG_FAIL_EXPIRING], 1);
-			(void)sigcache_insert(&key, c->sign_owner, SIG_FAIL_EXPIRING, NULL, 0, until);
 			log_failure(req->tag, SIG_FAIL_EXPIRING, "the zone's signature expires "
 			            "within the TTL");
 		}
