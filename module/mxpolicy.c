@@ -540,14 +540,21 @@ static uint64_t context_memo(const thread_slot_t *slot, int nsigs,
  */
 static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_slot_t *slot,
                             const knot_pkt_t *pkt, int idx, int nsigs,
-                            const knot_rdataset_t *zone_mx, setcache_entry_t *known)
+                            const knot_rdataset_t *zone_mx, setcache_entry_t *known,
+                            const knot_rrset_t *dnskeys)
 {
 	if (known == &slot->uncached) {
 		return;  /* Too large to remember, too large to hand over. */
 	}
-	/* Per instance (a reload makes new ones) and signer epoch (it forgot sets). */
+	/*
+	 * Per instance (a reload makes new ones), signer epoch (it forgot
+	 * sets) and DNSKEY set (an algorithm rollover signs with a key before
+	 * its DNSKEY is published: hand over again once it is).
+	 */
 	uint64_t memo = (context_memo(slot, nsigs, known, zone_mx) +
-	                 (ctx->tag ^ (signer_epoch() << 32)) * 0xff51afd7ed558ccdULL) | 1;
+	                 (ctx->tag ^ (signer_epoch() << 32)) * 0xff51afd7ed558ccdULL +
+	                 ((uintptr_t)dnskeys->rrs.rdata ^ dnskeys->rrs.size) *
+	                 0xc4ceb9fe1a85ec53ULL) | 1;
 	uint64_t *handed = &slot->handed[memo % HANDED_SLOTS];
 	if (*handed == memo) {
 		return;
@@ -561,7 +568,6 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 	memcpy(req->owner, owner, knot_dname_size(owner));
 	req->tag = ctx->tag;
 	req->nsigs = nsigs;
-	knot_rrset_t dnskeys = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
 	for (int j = 0; j < nsigs; j++) {
 		const sigkey_t *key = &slot->keys[j];
 		req->head_len[j] = key->head_len;
@@ -570,8 +576,8 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 		uint8_t alg = key->head[2];
 		uint16_t tag = knot_wire_read_u16(key->head + 16);
 		req->dnskey_len[j] = 0;
-		knot_rdata_t *dk = dnskeys.rrs.rdata;
-		for (uint16_t k = 0; k < dnskeys.rrs.count; k++, dk = knot_rdataset_next(dk)) {
+		knot_rdata_t *dk = dnskeys->rrs.rdata;
+		for (uint16_t k = 0; k < dnskeys->rrs.count; k++, dk = knot_rdataset_next(dk)) {
 			if (dk->len >= 4 && dk->len <= SIGNER_MAX_DNSKEY && dk->data[3] == alg &&
 			    rrsign_dnskey_tag(dk->data, dk->len) == tag) {
 				memcpy(req->dnskey[j], dk->data, dk->len);
@@ -672,7 +678,11 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 
 	/* Signing matters only with DO (signature validity) or ttl-min (never raise). */
 	bool with_do = knot_pkt_has_dnssec(qdata->query);
-	bool is_signed = (with_do || ctx->ttl.min > 0) && zone_signed(qdata);
+	knot_rrset_t dnskeys = { 0 };
+	if (with_do || ctx->ttl.min > 0) {
+		dnskeys = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
+	}
+	bool is_signed = !knot_rrset_empty(&dnskeys);
 	bool signed_do = is_signed && with_do;
 	/* A changed set goes out in a signed DO answer only with a signature made for it. */
 	int sig_idx = -1;
@@ -711,7 +721,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 		ensure_hashes(known, &zone_mx);
 		nsigs = sig_keys_init(slot, pkt, idx, sig_idx);
 		if (nsigs > 0) {
-			request_signing(ctx, qdata, slot, pkt, idx, nsigs, &zone_mx, known);
+			request_signing(ctx, qdata, slot, pkt, idx, nsigs, &zone_mx, known, &dnskeys);
 		}
 		if (plan->kind == MXP_PLAN_REWRITE && (plan->left_out > 0 || plan->renumbered)) {
 			int found = nsigs > 0 ? find_variant(slot, nsigs, known, plan, sigs) : -nsigs;

@@ -330,10 +330,11 @@ int sigcache_insert(const sigkey_t *key, const knot_dname_t *owner, sig_cause_t 
 	return KNOT_EOK;
 }
 
-bool sigcache_known(const sigkey_t *key)
+int sigcache_state(const sigkey_t *key)
 {
 	table_t *t = table;
-	return t != NULL && find_writer(t, key, key_hash(key)) != NULL;
+	const sigvar_t *var = t != NULL ? find_writer(t, key, key_hash(key)) : NULL;
+	return var != NULL ? var->cause : -1;
 }
 
 size_t sigcache_sweep(int64_t now)

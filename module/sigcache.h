@@ -112,8 +112,8 @@ int sigcache_init(size_t capacity);
 int sigcache_insert(const sigkey_t *key, const knot_dname_t *owner, sig_cause_t cause,
                     const uint8_t *sig, uint16_t sig_len, int64_t drop_at);
 
-/*! Is there an entry (signed or failed) for a key? (Writer side, no RCU needed.) */
-bool sigcache_known(const sigkey_t *key);
+/*! The entry of a key: -1 if none, else its sig_cause_t. (Writer side, no RCU needed.) */
+int sigcache_state(const sigkey_t *key);
 
 /*! Drop the entries whose time has come; returns how many. */
 size_t sigcache_sweep(int64_t now);

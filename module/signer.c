@@ -67,6 +67,7 @@ typedef struct {
 	uint64_t done_gen;                /*!< Registry generation fully signed for, plus 1 (0: none). */
 	uint64_t done_drops;              /*!< sigcache_drops() then: a drop may need a new signature. */
 	bool fresh;                       /*!< Handed over since the last signing pass. */
+	bool changed;                     /*!< Heads or keys changed since the last signing pass. */
 	int64_t last_used;
 } context_t;
 
@@ -306,8 +307,9 @@ static void context_update(const signer_req_t *req, int64_t now)
 		    memcmp(c->req.rdata, req->rdata, req->size) == 0) {
 			c->last_used = now;
 			if (!same_signing(&c->req, req)) {
-				c->req = *req;  /* knotd re-signed or rolled a key. */
+				c->req = *req;  /* knotd re-signed, rolled or published a key. */
 				c->done_gen = 0;
+				c->changed = true;
 			}
 			c->fresh = true;
 			return;
@@ -401,7 +403,9 @@ static void sign_variant(job_t *job, const mxp_plan_t *plan, uint8_t i)
 		sigcache_key_add(&key, sigcache_rec(c->name_hash[plan->slots[s].idx],
 		                                    plan->slots[s].pref));
 	}
-	if (sigcache_known(&key)) {
+	/* Failures stand until retried, unless what the set is signed with changed. */
+	int known = sigcache_state(&key);
+	if (known == SIG_OK || (known > 0 && !c->changed)) {
 		return;
 	}
 
@@ -628,6 +632,7 @@ static void sign_pending(rrsign_keys_t *keys, int64_t now)
 			/* Failures swept for a retry are tried again. */
 			c->done_drops = drops;
 			c->fresh = false;
+			c->changed = false;
 		}
 	}
 	/* A set whose signatures expired is no longer answered with them. */
