@@ -402,10 +402,16 @@ static void sticky_hashes(const mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata,
 	}
 }
 
+/* The zone's DNSKEY set: empty for an unsigned zone. */
+static knot_rrset_t zone_dnskeys(knotd_qdata_t *qdata)
+{
+	return knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
+}
+
 static bool zone_signed(knotd_qdata_t *qdata)
 {
-	knot_rrset_t dnskey = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
-	return !knot_rrset_empty(&dnskey);
+	knot_rrset_t dnskeys = zone_dnskeys(qdata);
+	return !knot_rrset_empty(&dnskeys);
 }
 
 static void process_txt(mxpolicy_ctx_t *ctx, knot_pkt_t *pkt, knotd_qdata_t *qdata,
@@ -462,8 +468,10 @@ static void ensure_hashes(setcache_entry_t *known, const knot_rdataset_t *mx)
 		return;
 	}
 	knot_rdata_t *rd = mx->rdata;
+	known->zone_recs = 0;
 	for (uint16_t i = 0; i < mx->count; i++, rd = knot_rdataset_next(rd)) {
 		known->name_hash[i] = sigcache_name_hash(rd->data + 2);
+		known->zone_recs += sigcache_rec(known->name_hash[i], knot_wire_read_u16(rd->data));
 	}
 	known->hashed = true;
 }
@@ -520,13 +528,9 @@ static int find_variant(thread_slot_t *slot, int nsigs, const setcache_entry_t *
 
 /* Identity of a set's signing context: owner, the zone's RRSIG heads, records. */
 static uint64_t context_memo(const thread_slot_t *slot, int nsigs,
-                             const setcache_entry_t *known, const knot_rdataset_t *zone_mx)
+                             const setcache_entry_t *known)
 {
-	uint64_t memo = 0;
-	knot_rdata_t *mx = zone_mx->rdata;
-	for (uint16_t i = 0; i < zone_mx->count; i++, mx = knot_rdataset_next(mx)) {
-		memo += sigcache_rec(known->name_hash[i], knot_wire_read_u16(mx->data));
-	}
+	uint64_t memo = known->zone_recs;
 	for (int j = 0; j < nsigs; j++) {
 		memo = memo * 0x9e3779b97f4a7c15ULL + slot->keys[j].hash;
 	}
@@ -551,7 +555,7 @@ static void request_signing(mxpolicy_ctx_t *ctx, knotd_qdata_t *qdata, thread_sl
 	 * sets) and DNSKEY set (an algorithm rollover signs with a key before
 	 * its DNSKEY is published: hand over again once it is).
 	 */
-	uint64_t memo = (context_memo(slot, nsigs, known, zone_mx) +
+	uint64_t memo = (context_memo(slot, nsigs, known) +
 	                 (ctx->tag ^ (signer_epoch() << 32)) * 0xff51afd7ed558ccdULL +
 	                 ((uintptr_t)dnskeys->rrs.rdata ^ dnskeys->rrs.size) *
 	                 0xc4ceb9fe1a85ec53ULL) | 1;
@@ -680,7 +684,7 @@ static knotd_in_state_t process_mx(knotd_in_state_t state, mxpolicy_ctx_t *ctx,
 	bool with_do = knot_pkt_has_dnssec(qdata->query);
 	knot_rrset_t dnskeys = { 0 };
 	if (with_do || ctx->ttl.min > 0) {
-		dnskeys = knotd_qdata_zone_apex_rrset(qdata, KNOT_RRTYPE_DNSKEY);
+		dnskeys = zone_dnskeys(qdata);
 	}
 	bool is_signed = !knot_rrset_empty(&dnskeys);
 	bool signed_do = is_signed && with_do;

@@ -144,32 +144,48 @@ static inline bool rrsig_covers(const knot_rrset_t *rr, uint16_t type)
 	       knot_rrsig_type_covered(rr->rrs.rdata) == type;
 }
 
+/*
+ * Is pkt->rr[i] the answer's RRSIG rrset of the set pkt->rr[idx]? The same
+ * owner in memory (knotd's set and its RRSIGs share the node's owner), else
+ * the same owner on the wire: a wildcard set reached through a CNAME has an
+ * expanded owner copy while its RRSIG keeps the wildcard. Only then is the
+ * set's owner decompressed, once, into 'owner' (*have_owner tells).
+ *
+ * \return 1 yes, 0 no, KNOT_EMALF if an owner could not be read.
+ */
+static int is_set_rrsig(const knot_pkt_t *pkt, uint16_t idx, uint16_t i, knot_dname_t *owner,
+                        bool *have_owner)
+{
+	if (!rrsig_covers(&pkt->rr[i], pkt->rr[idx].type)) {
+		return 0;
+	}
+	if (pkt->rr[i].owner == pkt->rr[idx].owner ||
+	    knot_dname_is_case_equal(pkt->rr[i].owner, pkt->rr[idx].owner)) {
+		return 1;
+	}
+	knot_dname_storage_t sig_owner;
+	if (!*have_owner) {
+		if (rewrite_wire_owner(pkt, idx, owner) != KNOT_EOK) {
+			return KNOT_EMALF;
+		}
+		*have_owner = true;
+	}
+	if (rewrite_wire_owner(pkt, i, sig_owner) != KNOT_EOK) {
+		return KNOT_EMALF;
+	}
+	return knot_dname_is_case_equal(owner, sig_owner) ? 1 : 0;
+}
+
 static int set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl, bool apply)
 {
 	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
-	knot_dname_storage_t owner, sig_owner;
+	knot_dname_storage_t owner;
 	bool have_owner = false;
 
 	for (uint16_t i = ans->pos; i < ans->pos + ans->count; i++) {
-		if (!rrsig_covers(&pkt->rr[i], pkt->rr[idx].type)) {
-			continue;
-		}
-		int ret = KNOT_EOK;
-		if (pkt->rr[i].owner == pkt->rr[idx].owner) {
-			/* knotd's set and its RRSIGs share the node's owner: no need to look. */
+		int ret = is_set_rrsig(pkt, idx, i, owner, &have_owner);
+		if (ret == 1) {
 			ret = patch_ttl_as(pkt, i, ttl, apply);
-		} else {
-			if (!have_owner) {
-				/* Only signed answers pay for decompressing the owner. */
-				ret = rewrite_wire_owner(pkt, idx, owner);
-				have_owner = true;
-			}
-			if (ret == KNOT_EOK) {
-				ret = rewrite_wire_owner(pkt, i, sig_owner);
-			}
-			if (ret == KNOT_EOK && knot_dname_is_case_equal(owner, sig_owner)) {
-				ret = patch_ttl_as(pkt, i, ttl, apply);
-			}
 		}
 		if (ret != KNOT_EOK) {
 			return ret;
@@ -181,26 +197,14 @@ static int set_rrsig_ttl(knot_pkt_t *pkt, uint16_t idx, uint32_t ttl, bool apply
 int rewrite_find_rrsig(const knot_pkt_t *pkt, uint16_t idx)
 {
 	const knot_pktsection_t *ans = knot_pkt_section(pkt, KNOT_ANSWER);
-	knot_dname_storage_t owner, sig_owner;
+	knot_dname_storage_t owner;
 	bool have_owner = false;
 	for (uint16_t i = ans->pos; i < ans->pos + ans->count; i++) {
-		if (!rrsig_covers(&pkt->rr[i], pkt->rr[idx].type)) {
-			continue;
-		}
-		if (knot_dname_is_case_equal(pkt->rr[i].owner, pkt->rr[idx].owner)) {
+		int ret = is_set_rrsig(pkt, idx, i, owner, &have_owner);
+		if (ret == 1) {
 			return i;
-		}
-		/*
-		 * A wildcard set reached through a CNAME has an expanded owner
-		 * copy while its RRSIG keeps the wildcard: compare what was written.
-		 */
-		if (!have_owner && rewrite_wire_owner(pkt, idx, owner) != KNOT_EOK) {
+		} else if (ret < 0) {
 			return -1;
-		}
-		have_owner = true;
-		if (rewrite_wire_owner(pkt, i, sig_owner) == KNOT_EOK &&
-		    knot_dname_is_case_equal(owner, sig_owner)) {
-			return i;
 		}
 	}
 	return -1;

@@ -46,6 +46,7 @@ typedef struct {
 	/* Signed zones only, filled by the owner thread on first need: */
 	bool hashed;                     /*!< name_hash[] is filled. */
 	uint64_t name_hash[MXP_MAX_RECORDS]; /*!< sigcache_name_hash() of each exchange. */
+	uint64_t zone_recs;              /*!< Sum of sigcache_rec() of the zone's records. */
 	_Atomic uint32_t answers;        /*!< Answers given from this entry. */
 	_Atomic uint32_t first[MXP_MAX_RECORDS]; /*!< ... in which record i had the best preference. */
 } setcache_entry_t;
